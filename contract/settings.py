@@ -1,0 +1,125 @@
+"""The one configuration loader: environment variables, then TOML files, then flags.
+
+Every component reads its settings through :func:`env` / :func:`load_toml` so that the
+same ``MACHI_*`` variable means the same thing everywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the setting and the fix."""
+
+
+def env(name: str, default: str) -> str:
+    value = os.environ.get(name)
+    return default if value is None or value == "" else value
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML config file, with errors that name the file and the line."""
+    p = Path(path)
+    try:
+        with p.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {p} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {p} is not valid TOML: {exc}") from None
+
+
+@dataclass(frozen=True)
+class MqttUrl:
+    """``mqtt://user:pass@host:port`` or ``mqtts://...`` parsed."""
+
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+
+    @classmethod
+    def parse(cls, url: str) -> MqttUrl:
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
+            raise ConfigError(
+                f"MQTT URL {url!r} must start with mqtt:// or mqtts:// (e.g. mqtt://127.0.0.1:1883)"
+            )
+        tls = parts.scheme in ("mqtts", "ssl")
+        if not parts.hostname:
+            raise ConfigError(f"MQTT URL {url!r} has no host")
+        return cls(
+            host=parts.hostname,
+            port=parts.port or (8883 if tls else 1883),
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            tls=tls,
+        )
+
+    def redacted(self) -> str:
+        user = f"{self.username}:***@" if self.username else ""
+        return f"{'mqtts' if self.tls else 'mqtt'}://{user}{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Settings shared by ingest, api, simulate and the edge agent's uplink."""
+
+    mqtt_url: str = "mqtt://127.0.0.1:1883"
+    topic_prefix: str = "city"
+    influx_url: str = "http://127.0.0.1:8086"
+    influx_db: str = "city"
+    influx_user: str | None = None
+    influx_password: str | None = None
+    influx_token: str | None = None
+    influx_org: str | None = None
+    influx_bucket: str | None = None
+    mqtt_ca: str | None = None
+    mqtt_cert: str | None = None
+    mqtt_key: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Settings:
+        """Settings from ``MACHI_*`` variables; non-None ``overrides`` (flags) win."""
+        values: dict[str, Any] = {
+            "mqtt_url": env("MACHI_MQTT_URL", cls.mqtt_url),
+            "topic_prefix": env("MACHI_TOPIC_PREFIX", cls.topic_prefix),
+            "influx_url": env("MACHI_INFLUX_URL", cls.influx_url),
+            "influx_db": env("MACHI_INFLUX_DB", cls.influx_db),
+            "influx_user": os.environ.get("MACHI_INFLUX_USER") or None,
+            "influx_password": os.environ.get("MACHI_INFLUX_PASSWORD") or None,
+            "influx_token": os.environ.get("MACHI_INFLUX_TOKEN") or None,
+            "influx_org": os.environ.get("MACHI_INFLUX_ORG") or None,
+            "influx_bucket": os.environ.get("MACHI_INFLUX_BUCKET") or None,
+            "mqtt_ca": os.environ.get("MACHI_MQTT_CA") or None,
+            "mqtt_cert": os.environ.get("MACHI_MQTT_CERT") or None,
+            "mqtt_key": os.environ.get("MACHI_MQTT_KEY") or None,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**values)
+        MqttUrl.parse(settings.mqtt_url)  # fail early with a clear message
+        return settings
+
+    @property
+    def mqtt(self) -> MqttUrl:
+        return MqttUrl.parse(self.mqtt_url)

@@ -1,0 +1,42 @@
+"""What every device protocol offers the edge agent.
+
+A *source* owns one device connection. The edge agent calls :meth:`Source.read` in a
+loop (from its own thread per source); a source returns readings in contract units as
+plain dicts *without* ``t`` -- the agent timestamps them with its UTC clock -- unless
+the device supplies a trustworthy time (then it sets ``t`` in epoch ms).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+
+class DecodeError(ValueError):
+    """Bytes that do not decode; the message says what was wrong and where."""
+
+
+class DeviceError(OSError):
+    """The device or its port is unavailable; the agent reopens the source with backoff."""
+
+
+class Source(Protocol):
+    """One device connection that yields contract readings."""
+
+    kind: str  # contract kind: energy_meter | wearable | bus
+
+    def open(self) -> None:
+        """Open the port / session. Raise DeviceError if the device is not there."""
+
+    def read(self) -> list[dict[str, Any]]:
+        """Block until at least one reading is ready (or about ``interval_s`` passes) and
+        return the readings, possibly none. Raise DeviceError when the device is gone
+        (the agent closes, backs off and reopens). Undecodable input is not an error
+        here: count it, log it and keep reading."""
+
+    def take_rejects(self) -> list[tuple[str, bytes]]:
+        """Return and forget the inputs rejected since the last call, as
+        ``(reason, raw_bytes)``. The agent counts them by reason and keeps them in its
+        rejects file, so bad device input is never silently dropped."""
+
+    def close(self) -> None:
+        """Release the port. Must be safe to call twice."""

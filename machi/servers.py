@@ -1,0 +1,181 @@
+"""Start real Mosquitto and InfluxDB 1.x servers on free loopback ports.
+
+The one way the demo, the tests and the benchmarks get their servers: each server gets
+a fresh data directory under ``workdir`` and machi's shipped configuration.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+
+
+class ServerError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _binary(name: str, fallback: str) -> str:
+    path = shutil.which(name) or (fallback if os.path.exists(fallback) else None)
+    if path is None:
+        raise ServerError(
+            f"{name} is not installed. Run `make setup` (as root it runs "
+            "`apt-get install mosquitto influxdb`) or install it with your package manager."
+        )
+    return path
+
+
+def _wait(check, what: str, timeout: float, proc: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ServerError(f"{what} exited with {proc.returncode}; log: {log}\n{_tail(log)}")
+        with contextlib.suppress(Exception):
+            if check():
+                return
+        time.sleep(0.05)
+    raise ServerError(f"{what} did not become ready within {timeout}s; log: {log}\n{_tail(log)}")
+
+
+def _tail(log: Path, n: int = 20) -> str:
+    with contextlib.suppress(OSError):
+        return "\n".join(log.read_text(errors="replace").splitlines()[-n:])
+    return ""
+
+
+class _Server:
+    name = "server"
+
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = self.workdir / f"{self.name}.log"
+
+    def _argv(self) -> list[str]:
+        raise NotImplementedError
+
+    def _ready(self) -> bool:
+        raise NotImplementedError
+
+    def start(self, timeout: float = 30.0) -> None:
+        if self.running:
+            return
+        logf = self.log.open("ab")
+        self.proc = subprocess.Popen(
+            self._argv(), stdout=logf, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        logf.close()
+        _wait(self._ready, f"{self.name} on 127.0.0.1:{self.port}", timeout, self.proc, self.log)
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Graceful stop (SIGTERM), escalating to SIGKILL."""
+        if not self.running:
+            return
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        """Crash it (SIGKILL), as a power cut would."""
+        if self.running:
+            assert self.proc is not None
+            self.proc.kill()
+            self.proc.wait()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class Mosquitto(_Server):
+    """A mosquitto broker with machi's ``deploy/mosquitto/machi.conf``."""
+
+    name = "mosquitto"
+
+    def __init__(self, workdir: Path, port: int | None = None, extra_conf: str = "") -> None:
+        super().__init__(workdir, port)
+        self.extra_conf = extra_conf
+        (self.workdir / "data").mkdir(exist_ok=True)
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def _argv(self) -> list[str]:
+        conf = self.workdir / "mosquitto.conf"
+        base = (DEPLOY / "mosquitto" / "machi.conf").read_text()
+        conf.write_text(
+            base
+            + f"\npersistence_location {self.workdir / 'data'}/\n"
+            + "log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n"
+            # Run as the invoking user: as root, mosquitto would switch to the 'mosquitto'
+            # user and could not write this data directory.
+            + f"user {pwd.getpwuid(os.geteuid()).pw_name}\n"
+            + f"listener {self.port} 127.0.0.1\n"
+            + (self.extra_conf or "allow_anonymous true\n")
+        )
+        return [_binary("mosquitto", "/usr/sbin/mosquitto"), "-c", str(conf)]
+
+    def _ready(self) -> bool:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+            return True
+
+
+class Influxd(_Server):
+    """An InfluxDB 1.x server (Debian's 1.6.7) with machi's ``deploy/influxdb/influxdb.conf``."""
+
+    name = "influxd"
+
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
+        super().__init__(workdir, port)
+        self.rpc_port = free_port()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _argv(self) -> list[str]:
+        d = self.workdir
+        text = (DEPLOY / "influxdb" / "influxdb.conf").read_text()
+        text = text.replace("[meta]\n", f'[meta]\n  dir = "{d}/meta"\n', 1)
+        text = text.replace("[data]\n", f'[data]\n  dir = "{d}/data"\n  wal-dir = "{d}/wal"\n', 1)
+        text = text.replace("[http]\n", f'[http]\n  bind-address = "127.0.0.1:{self.port}"\n', 1)
+        text = f'bind-address = "127.0.0.1:{self.rpc_port}"\n' + text
+        conf = d / "influxdb.conf"
+        conf.write_text(text)
+        return [_binary("influxd", "/usr/bin/influxd"), "-config", str(conf)]
+
+    def _ready(self) -> bool:
+        return httpx.get(f"{self.url}/ping", timeout=0.5).status_code == 204
