@@ -21,7 +21,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("bench", "machi.bench"),
     ("edge", "edge.cli"),
     ("api", "api.cli"),
-    ("events", "api.events_cli"),
+    ("events", "ingest.events.cli"),
     ("dashboards", "dashboards.cli"),
     ("devices", "machi.devices.cli"),
 ]
