@@ -79,8 +79,9 @@ class _Server:
         if self.running:
             return
         logf = self.log.open("ab")
+        env = {**os.environ, **self.env} if getattr(self, "env", None) else None
         self.proc = subprocess.Popen(
-            self._argv(), stdout=logf, stderr=subprocess.STDOUT, start_new_session=True
+            self._argv(), stdout=logf, stderr=subprocess.STDOUT, start_new_session=True, env=env
         )
         logf.close()
         _wait(self._ready, f"{self.name} on 127.0.0.1:{self.port}", timeout, self.proc, self.log)
@@ -179,3 +180,61 @@ class Influxd(_Server):
 
     def _ready(self) -> bool:
         return httpx.get(f"{self.url}/ping", timeout=0.5).status_code == 204
+
+
+class IngestProcess(_Server):
+    """``machi ingest`` as a separate process (for crash tests, the demo and benchmarks).
+
+    Ready once its Prometheus endpoint reports the MQTT connection up.
+    """
+
+    name = "ingest"
+
+    def __init__(
+        self,
+        workdir: Path,
+        mqtt_url: str,
+        influx_url: str,
+        influx_db: str,
+        topic_prefix: str,
+        client_id: str = "machi-ingest",
+        extra_args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(workdir)
+        self.args = [
+            "--mqtt-url", mqtt_url,
+            "--influx-url", influx_url,
+            "--influx-db", influx_db,
+            "--topic-prefix", topic_prefix,
+            "--client-id", client_id,
+            "--metrics-port", str(self.port),
+            "--dead-letter-file", str(self.dead_letter_file),
+            *(extra_args or []),
+        ]  # fmt: skip
+        self.env = env
+
+    @property
+    def dead_letter_file(self) -> Path:
+        return self.workdir / "deadletter.jsonl"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/metrics"
+
+    def _argv(self) -> list[str]:
+        import sys
+
+        return [sys.executable, "-m", "machi.cli", "ingest", *self.args]
+
+    def _ready(self) -> bool:
+        text = httpx.get(self.metrics_url, timeout=0.5).text
+        return "machi_ingest_mqtt_connected 1.0" in text
+
+    def metric(self, name: str, labels: str = "") -> float:
+        """Read one sample from the worker's /metrics (0 if absent)."""
+        key = f"{name}{{{labels}}}" if labels else name
+        for row in httpx.get(self.metrics_url, timeout=2).text.splitlines():
+            if row.startswith(key + " "):
+                return float(row.split()[-1])
+        return 0.0

@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:
-            if exc.name != module:
+            if exc.name is None or not module.startswith(exc.name):
                 raise
             continue
         tp = targets.add_parser(name, help=help_text)

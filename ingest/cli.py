@@ -1,0 +1,96 @@
+"""``machi ingest``: run an ingest worker."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "ingest",
+        help="stream MQTT telemetry into InfluxDB (exactly one point per reading)",
+        description="Subscribe to contract v1 telemetry and store it in InfluxDB. "
+        "Every flag also reads a MACHI_* environment variable; flags win.",
+    )
+    p.add_argument(
+        "--mqtt-url", help="broker URL, e.g. mqtt://user:pass@127.0.0.1:1883 [MACHI_MQTT_URL]"
+    )
+    p.add_argument("--influx-url", help="InfluxDB URL [MACHI_INFLUX_URL]")
+    p.add_argument("--influx-db", help="database (v1 API), created if missing [MACHI_INFLUX_DB]")
+    p.add_argument("--topic-prefix", help="topic prefix, default 'city' [MACHI_TOPIC_PREFIX]")
+    p.add_argument("--client-id", help="fixed MQTT client id of this worker's persistent session")
+    p.add_argument(
+        "--shared-group", help="share the subscription with other workers ($share/GROUP/...)"
+    )
+    p.add_argument("--mqtt-protocol", type=int, choices=(5, 311), help="MQTT version (default 5)")
+    p.add_argument("--batch-lines", type=int, help="lines per write (default 5000)")
+    p.add_argument("--batch-seconds", type=float, help="seal a batch after this long (default 1)")
+    p.add_argument("--writers", type=int, help="concurrent write requests (default 2)")
+    p.add_argument("--no-gzip", action="store_true", help="send uncompressed bodies")
+    p.add_argument("--dead-letter-file", type=Path, help="JSONL file of rejected messages")
+    p.add_argument(
+        "--dead-letter-topic",
+        action="store_true",
+        help="also publish rejects to {prefix}/v1/deadletter/{reason}",
+    )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        help="Prometheus port on 127.0.0.1 (0 = any free port, -1 = off)",
+    )
+    p.add_argument("--metrics-host", help="address for the metrics server (default 127.0.0.1)")
+    p.add_argument(
+        "--stats-interval", type=float, help="seconds between ingest_stats points (default 10)"
+    )
+    p.add_argument("--max-past-s", type=int, help="oldest accepted reading age (default 30 days)")
+    p.add_argument("--max-future-s", type=int, help="furthest accepted future time (default 300 s)")
+    p.set_defaults(func=run)
+
+
+def config_from_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from contract.schema import Limits
+    from contract.settings import Settings
+    from ingest.config import IngestConfig
+
+    settings = Settings.from_env(
+        mqtt_url=args.mqtt_url,
+        influx_url=args.influx_url,
+        influx_db=args.influx_db,
+        topic_prefix=args.topic_prefix,
+    )
+    limits = None
+    if args.max_past_s is not None or args.max_future_s is not None:
+        limits = Limits(
+            max_past_ms=(args.max_past_s or Limits.max_past_ms // 1000) * 1000,
+            max_future_ms=(args.max_future_s if args.max_future_s is not None else 300) * 1000,
+        )
+    metrics_port = args.metrics_port
+    return IngestConfig.from_env(
+        settings,
+        client_id=args.client_id,
+        shared_group=args.shared_group,
+        protocol=args.mqtt_protocol,
+        batch_lines=args.batch_lines,
+        batch_s=args.batch_seconds,
+        writers=args.writers,
+        gzip=False if args.no_gzip else None,
+        dead_letter_file=args.dead_letter_file,
+        dead_letter_topic=True if args.dead_letter_topic else None,
+        metrics_port=metrics_port,
+        metrics_host=args.metrics_host,
+        stats_interval_s=args.stats_interval,
+        limits=limits,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from ingest.service import IngestService
+
+    cfg = config_from_args(args)
+    if cfg.metrics_port is not None and cfg.metrics_port < 0:
+        import dataclasses
+
+        cfg = dataclasses.replace(cfg, metrics_port=None)
+    IngestService(cfg).run_forever()
+    return 0

@@ -1,0 +1,384 @@
+"""The ingest worker: MQTT messages in, batches of line protocol out, acks after storage.
+
+Threads: paho's network loop decodes messages and appends their lines to the open
+batch; a timer seals batches that are old enough and adds the worker's own stats;
+``writers`` threads store sealed batches and then acknowledge their messages.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import queue
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import msgspec
+import paho.mqtt.client as mqtt
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from contract import events
+from contract.lineprotocol import line, message_lines
+from contract.mqtt import MqttOptions, connect, make_client
+from contract.schema import Reason, Rejected, decode_message
+from contract.status import decode_status
+from contract.topics import Topics
+from ingest.config import IngestConfig
+from ingest.deadletter import DeadLetterFile
+from ingest.metrics import IngestMetrics
+from ingest.writer import Writer, make_backend
+
+log = logging.getLogger("machi.ingest")
+
+
+@dataclass(slots=True)
+class _Item:
+    """One MQTT message's share of a batch: lines [start, start+count)."""
+
+    mid: int
+    qos: int
+    generation: int
+    topic: str
+    payload: bytes
+    start: int
+    count: int
+
+
+@dataclass
+class _Batch:
+    lines: list[str] = field(default_factory=list)
+    items: list[_Item] = field(default_factory=list)
+    readings: int = 0
+    max_t: int = 0
+    opened: float = field(default_factory=time.monotonic)
+
+
+class IngestService:
+    def __init__(self, cfg: IngestConfig, metrics: IngestMetrics | None = None) -> None:
+        self.cfg = cfg
+        self.topics = Topics(cfg.settings.topic_prefix)
+        self.metrics = metrics or IngestMetrics()
+        self.deadletters = DeadLetterFile(cfg.dead_letter_file)
+        self._stop = threading.Event()
+        self.writer = Writer(
+            make_backend(cfg.settings, use_gzip=cfg.gzip),
+            max_retry_s=cfg.max_retry_s,
+            stop=self._stop,
+            on_retry=lambda _a: self.metrics.retries.inc(),
+        )
+        self._lock = threading.Condition()
+        self._batch = _Batch()
+        self._sealed: queue.Queue[_Batch | None] = queue.Queue(maxsize=cfg.max_pending_batches)
+        self._generation = 0
+        self._connected = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._status_prefix = f"{self.topics.prefix}/v1/status/"
+        # Cumulative counts written to InfluxDB as ingest_stats / ingest_rejects.
+        self.counts: Counter[str] = Counter()
+        self.reject_counts: Counter[str] = Counter()
+        self._last_stored_t = 0
+        self._pending = 0
+        self.opts = MqttOptions(
+            client_id=cfg.client_id,
+            persistent=True,
+            protocol=cfg.protocol,
+            manual_ack=True,
+            keepalive=60,
+            receive_maximum=cfg.receive_maximum,
+        )
+        self.client, self.url = make_client(cfg.settings, self.opts)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.cfg.metrics_port is not None:
+            from prometheus_client import start_http_server
+
+            start_http_server(
+                self.cfg.metrics_port, addr=self.cfg.metrics_host, registry=self.metrics.registry
+            )
+        self.writer.backend.ensure_database()
+        for i in range(self.cfg.writers):
+            self._spawn(self._write_loop, f"ingest-writer-{i}")
+        self._spawn(self._timer_loop, "ingest-timer")
+        connect(self.client, self.url, self.opts)
+        self.client.loop_start()
+        log.info(
+            "ingest started",
+            extra={
+                "fields": {
+                    "mqtt": self.url.redacted(),
+                    "influx": self.cfg.settings.influx_url,
+                    "db": self.cfg.settings.influx_db,
+                    "prefix": self.topics.prefix,
+                    "client_id": self.cfg.client_id,
+                    "shared_group": self.cfg.shared_group,
+                }
+            },
+        )
+
+    def wait_connected(self, timeout: float = 10.0) -> bool:
+        return self._connected.wait(timeout)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Store what was received, acknowledge it, then disconnect."""
+        with self._lock:
+            self._seal_locked()
+        for _ in self._threads:
+            self._put(None)
+        deadline = time.monotonic() + timeout
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        self._stop.set()
+        self.client.disconnect()
+        self.client.loop_stop()
+        self.deadletters.close()
+        log.info("ingest stopped", extra={"fields": dict(self.counts)})
+
+    def _spawn(self, target, name: str) -> None:  # type: ignore[no-untyped-def]
+        t = threading.Thread(target=target, name=name, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    # -- MQTT callbacks (paho network thread) --------------------------------------------
+
+    def _filters(self) -> list[str]:
+        filters = [self.topics.telemetry_filter(), f"{self.topics.prefix}/v1/status/+"]
+        if self.cfg.shared_group:
+            filters = [f"$share/{self.cfg.shared_group}/{f}" for f in filters]
+        return filters
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
+        if reason_code.is_failure:
+            log.error("broker refused the connection: %s", reason_code)
+            return
+        with self._lock:
+            # Acks for messages of an earlier connection must not be sent on this one:
+            # the broker redelivers those and may reuse their packet ids.
+            self._generation += 1
+        if self.cfg.protocol == 5:
+            client.subscribe([(f, SubscribeOptions(qos=1)) for f in self._filters()])
+        else:
+            client.subscribe([(f, 1) for f in self._filters()])
+        self._connected.set()
+        self.metrics.connected.set(1)
+        log.info(
+            "connected to broker",
+            extra={
+                "fields": {"session_present": flags.session_present, "filters": self._filters()}
+            },
+        )
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
+        self._connected.clear()
+        self.metrics.connected.set(0)
+        if not self._stop.is_set():
+            log.warning("disconnected from broker (%s); reconnecting", reason_code)
+
+    def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:  # type: ignore[no-untyped-def]
+        generation = self._generation
+        topic = msg.topic
+        payload = msg.payload
+        now_ms = time.time_ns() // 1_000_000
+        lines: list[str] = []
+        max_t = 0
+        try:
+            parsed = self.topics.parse_telemetry(topic)
+            if parsed is not None:
+                message = decode_message(parsed[0], parsed[1], payload, now_ms, self.cfg.limits)
+                lines = message_lines(message)
+                max_t = max(r.t for r in message.readings)
+            elif topic.startswith(self._status_prefix):
+                lines = [self._status_line(topic, payload, now_ms)]
+            else:
+                raise Rejected(Reason.BAD_TOPIC, f"topic {topic!r} is not a contract v1 topic")
+        except Rejected as exc:
+            self._reject(exc.reason.value, exc.detail, topic, payload)
+        self._add(_Item(msg.mid, msg.qos, generation, topic, payload, 0, len(lines)), lines, max_t)
+
+    def _status_line(self, topic: str, payload: bytes, now_ms: int) -> str:
+        agent_id = topic[len(self._status_prefix) :]
+        try:
+            st = decode_status(payload)
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            raise Rejected(Reason.SCHEMA, f"agent status: {exc}") from None
+        if st.agent_id != agent_id:
+            raise Rejected(Reason.TOPIC_MISMATCH, f"status agent_id {st.agent_id!r} != topic")
+        return line(
+            events.AGENT_STATUS,
+            {"agent_id": st.agent_id},
+            {
+                "online": st.state == "online",
+                "outbox_depth": st.outbox_depth,
+                "outbox_bytes": st.outbox_bytes,
+                "dropped": st.dropped,
+                "published": st.published,
+                "sources_unhealthy": sum(1 for s in st.sources.values() if not s.healthy),
+            },
+            # A retained status can be old; store it at its own time, bounded to now.
+            min(st.t, now_ms) if st.t > 0 else now_ms,
+        )
+
+    def _reject(
+        self, reason: str, detail: str, topic: str, payload: bytes, **extra: object
+    ) -> None:
+        self.deadletters.append(reason, detail, topic, payload, self.cfg.worker, extra or None)
+        if self.cfg.dead_letter_topic:
+            self.client.publish(self.topics.deadletter(reason), payload, qos=1)
+        self.metrics.rejects.labels(reason).inc()
+        self.metrics.messages.labels("rejected").inc()
+        self.reject_counts[reason] += 1
+        self.counts["rejected"] += 1
+        log.warning(
+            "rejected message",
+            extra={"fields": {"reason": reason, "detail": detail[:300], "topic": topic[:200]}},
+        )
+
+    # -- batching -------------------------------------------------------------------------
+
+    def _add(self, item: _Item, lines: list[str], max_t: int) -> None:
+        with self._lock:
+            b = self._batch
+            item.start = len(b.lines)
+            b.lines.extend(lines)
+            b.items.append(item)
+            b.readings += len(lines)
+            if max_t > b.max_t:
+                b.max_t = max_t
+            if len(b.lines) >= self.cfg.batch_lines:
+                self._seal_locked()
+            self._pending += len(lines)
+        self.metrics.pending.inc(len(lines))
+
+    def _seal_locked(self) -> None:
+        b = self._batch
+        if not b.items and not b.lines:
+            return
+        self._batch = _Batch()
+        # Blocks the network loop when writers fall behind: backpressure to the broker.
+        self._put(b)
+
+    def _put(self, b: _Batch | None) -> None:
+        while True:
+            try:
+                self._sealed.put(b, timeout=1.0)
+                return
+            except queue.Full:
+                if self._stop.is_set():
+                    return
+
+    def _timer_loop(self) -> None:
+        next_stats = time.monotonic() + self.cfg.stats_interval_s
+        tick = min(0.1, self.cfg.batch_s / 4)
+        while not self._stop.wait(tick):
+            now = time.monotonic()
+            with self._lock:
+                if now >= next_stats:
+                    next_stats = now + self.cfg.stats_interval_s
+                    self._batch.lines.extend(self._stats_lines())
+                b = self._batch
+                if (b.items or b.lines) and now - b.opened >= self.cfg.batch_s:
+                    self._seal_locked()
+
+    def _stats_lines(self) -> list[str]:
+        now_ms = time.time_ns() // 1_000_000
+        lag = (now_ms - self._last_stored_t) / 1000 if self._last_stored_t else None
+        worker = {"worker": self.cfg.worker}
+        out = [
+            line(
+                events.INGEST_STATS,
+                worker,
+                {
+                    "messages": self.counts["messages"],
+                    "readings": self.counts["readings"],
+                    "rejected": self.counts["rejected"],
+                    "lag_s": lag,
+                    "pending": self._pending,
+                },
+                now_ms,
+            )
+        ]
+        out += [
+            line(events.INGEST_REJECTS, {**worker, "reason": r}, {"count": n}, now_ms)
+            for r, n in sorted(self.reject_counts.items())
+        ]
+        return out
+
+    # -- storing and acknowledging ---------------------------------------------------------
+
+    def _write_loop(self) -> None:
+        while True:
+            b = self._sealed.get()
+            if b is None:
+                return
+            try:
+                self._commit(b)
+            except InterruptedError:
+                log.warning("stopped before a batch was stored; its messages will be redelivered")
+                return
+            except Exception:
+                # Unacknowledged messages are redelivered after a restart; crash loudly so a
+                # supervisor restarts us instead of running on half-broken.
+                log.exception("unexpected error storing a batch; exiting")
+                self._stop.set()
+                raise
+
+    def _commit(self, b: _Batch) -> None:
+        t0 = time.perf_counter()
+        rejections = self.writer.write(b.lines) if b.lines else []
+        if rejections:
+            starts = [it.start for it in b.items]
+            for rej in rejections:
+                idx = bisect.bisect_right(starts, rej.index) - 1
+                # Stats lines are appended without an item; they sit past the last item.
+                if idx < 0 or rej.index >= b.items[idx].start + b.items[idx].count:
+                    log.error("InfluxDB rejected an ingest stats line: %s", rej.error)
+                    continue
+                it = b.items[idx]
+                self._reject(
+                    Reason.DB_REJECTED.value,
+                    f"InfluxDB refused reading {rej.index - it.start}: {rej.error}",
+                    it.topic,
+                    it.payload,
+                    line=rej.line,
+                )
+        self.deadletters.sync()
+        stored = b.readings - len(rejections)
+        with self._lock:
+            generation = self._generation
+        connected = self._connected.is_set()
+        for it in b.items:
+            if it.qos and connected and it.generation == generation:
+                self.client.ack(it.mid, it.qos)
+        n_msgs = sum(1 for it in b.items if it.count)
+        self.counts["messages"] += n_msgs
+        self.counts["readings"] += stored
+        self.metrics.messages.labels("stored").inc(n_msgs)
+        self.metrics.readings.inc(stored)
+        with self._lock:
+            self._pending -= b.readings
+        self.metrics.pending.dec(b.readings)
+        self.metrics.batch_seconds.observe(time.perf_counter() - t0)
+        self.metrics.batch_lines.observe(len(b.lines))
+        if b.max_t > self._last_stored_t:
+            self._last_stored_t = b.max_t
+        if self._last_stored_t:
+            self.metrics.lag.set(time.time() - self._last_stored_t / 1000)
+
+    def run_forever(self) -> None:
+        """Run until SIGINT/SIGTERM, then stop gracefully."""
+        import signal
+
+        done = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: done.set())
+        self.start()
+        while not done.wait(0.5):
+            if self._stop.is_set():
+                raise SystemExit("a writer failed; see the log")
+        self.stop()
