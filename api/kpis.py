@@ -1,0 +1,408 @@
+"""Theme KPIs computed by InfluxQL inside InfluxDB.
+
+Every KPI is aggregated by InfluxDB; Python only sees a handful of numbers per theme
+(one HTTP round trip per theme: the statements are sent together). The definitions,
+queries and edge cases are documented in docs/kpis.md; keep the two in step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from api.config import KpiConfig
+from contract.events import ALERT_TYPES, BUS_ARRIVAL, CARE_ALERT, INGEST_STATS
+from contract.ids import check_id
+from contract.influx import InfluxError, InfluxV1, quote_ident, quote_str
+
+THEMES = ("green", "care", "transit", "platform")
+
+
+@dataclass(frozen=True)
+class Window:
+    """A half-open time range ``[start, end)`` and an optional site filter."""
+
+    start: datetime
+    end: datetime
+    site: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("start and end must carry a time zone (RFC 3339, e.g. ...Z)")
+        if self.start >= self.end:
+            raise ValueError(f"start {self.start.isoformat()} must be before end")
+        if self.site is not None:
+            check_id(self.site, "site")
+
+    def time_clause(self, start: datetime | None = None) -> str:
+        return f"time >= {_ts(start or self.start)} AND time < {_ts(self.end)}"
+
+    def where(self, start: datetime | None = None, with_site: bool = True) -> str:
+        clause = self.time_clause(start)
+        if with_site and self.site is not None:
+            clause += f" AND {quote_ident('site')} = {quote_str(self.site)}"
+        return clause
+
+
+def _ts(t: datetime) -> str:
+    # An RFC 3339 literal we format ourselves from a datetime: nothing user-typed.
+    return "'" + t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z'"
+
+
+def iso(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+@dataclass
+class Kpi:
+    id: str
+    value: float | None
+    unit: str
+    start: str
+    end: str
+    definition: str
+    suppressed: bool = False
+    note: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        if not self.suppressed:
+            d.pop("suppressed")
+        if self.note is None:
+            d.pop("note")
+        return d
+
+
+@dataclass
+class ThemeResult:
+    theme: str
+    start: str
+    end: str
+    site: str | None
+    kpis: list[Kpi]
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "theme": self.theme,
+            "start": self.start,
+            "end": self.end,
+            "site": self.site,
+            "kpis": [k.as_dict() for k in self.kpis],
+            "notes": self.notes,
+        }
+
+
+def _count_devices(measurements: str, where: str) -> str:
+    """Distinct devices with at least one point: counted inside InfluxDB."""
+    return (
+        f"SELECT COUNT(last) FROM (SELECT LAST(seq) FROM {measurements} "
+        f"WHERE {where} GROUP BY device_id)"
+    )
+
+
+def _known_devices(measurement: str, site: str | None) -> str:
+    q = f'SHOW TAG VALUES EXACT CARDINALITY FROM {measurement} WITH KEY = "device_id"'
+    if site is not None:
+        q += f" WHERE {quote_ident('site')} = {quote_str(site)}"
+    return q
+
+
+def _counter_sum(field_name: str, measurement: str, where: str, by: str = "device_id") -> str:
+    """Sum of the non-negative steps of a cumulative counter, per series then total."""
+    return (
+        f"SELECT SUM(d) FROM (SELECT NON_NEGATIVE_DIFFERENCE({field_name}) AS d "
+        f"FROM {measurement} WHERE {where} GROUP BY {by})"
+    )
+
+
+class KpiEngine:
+    """Builds each theme's InfluxQL, runs it in one request and shapes the answer."""
+
+    def __init__(self, influx: InfluxV1, config: KpiConfig | None = None) -> None:
+        self.influx = influx
+        self.config = config or KpiConfig()
+        self._themes: dict[str, Callable[[Window], ThemeResult]] = {
+            "green": self.green,
+            "care": self.care,
+            "transit": self.transit,
+            "platform": self.platform,
+        }
+
+    def theme(self, name: str, window: Window) -> ThemeResult:
+        if name not in self._themes:
+            raise ValueError(f"theme {name!r} is not one of {', '.join(THEMES)}")
+        return self._themes[name](window)
+
+    # -- query plumbing -------------------------------------------------------------
+
+    def run(self, statements: list[str]) -> list[list[dict[str, Any]]]:
+        """Run several statements in one request; return each statement's series."""
+        r = self.influx.http.get(
+            "/query",
+            params={"q": ";\n".join(statements), "db": self.influx.db, "epoch": "ms"},
+        )
+        body = InfluxV1._result(r)
+        out: list[list[dict[str, Any]]] = [[] for _ in statements]
+        for res in body.get("results", []):
+            if "error" in res:
+                raise InfluxError(400, res["error"])
+            out[res.get("statement_id", 0)] = res.get("series", [])
+        return out
+
+    @staticmethod
+    def scalar(series: list[dict[str, Any]], column: int = 1) -> float | None:
+        """The single value of a one-row answer, summed over series (None if empty)."""
+        values = [
+            row[column]
+            for s in series
+            for row in s.get("values", [])
+            if len(row) > column and row[column] is not None
+        ]
+        return float(sum(values)) if values else None
+
+    def _kpi(self, w: Window, kid: str, value: float | None, unit: str, definition: str) -> Kpi:
+        return Kpi(kid, value, unit, iso(w.start), iso(w.end), definition)
+
+    # -- themes ---------------------------------------------------------------------
+
+    def green(self, w: Window) -> ThemeResult:
+        where = w.where()
+        peak = (
+            "SELECT MAX(total) FROM (SELECT SUM(d) AS total FROM "
+            "(SELECT NON_NEGATIVE_DERIVATIVE(LAST(energy_import_kwh), 1h) AS d "
+            f"FROM energy_meter WHERE {where} GROUP BY time(30m), device_id) "
+            # Without its own time range the outer GROUP BY time would run up to now().
+            f"WHERE {w.time_clause()} GROUP BY time(30m) fill(none))"
+        )
+        res = self.run(
+            [
+                _counter_sum("energy_import_kwh", "energy_meter", where),
+                peak,
+                _counter_sum("energy_export_kwh", "energy_meter", where),
+                _count_devices("energy_meter", where),
+                _known_devices("energy_meter", w.site),
+            ]
+        )
+        consumption = self.scalar(res[0])
+        factor = self.config.emission_factor_t_per_kwh
+        reporting = self.scalar(res[3]) or 0.0
+        known = self.scalar(res[4], column=0) or 0.0
+        return ThemeResult(
+            "green",
+            iso(w.start),
+            iso(w.end),
+            w.site,
+            [
+                self._kpi(
+                    w,
+                    "energy_consumption_kwh",
+                    consumption,
+                    "kWh",
+                    "Grid import: sum over meters of the non-negative steps of energy_import_kwh",
+                ),
+                self._kpi(
+                    w,
+                    "peak_demand_kw",
+                    self.scalar(res[1]),
+                    "kW",
+                    "Largest 30-minute demand (import rate from the counters), summed over meters",
+                ),
+                self._kpi(
+                    w,
+                    "co2_emissions_t",
+                    None if consumption is None else consumption * factor,
+                    "t-CO2",
+                    f"energy_consumption_kwh x grid emission factor {factor} t-CO2/kWh",
+                ),
+                self._kpi(
+                    w,
+                    "pv_export_kwh",
+                    self.scalar(res[2]),
+                    "kWh",
+                    "Export to the grid: sum of the non-negative steps of energy_export_kwh",
+                ),
+                self._kpi(
+                    w,
+                    "meters_reporting_pct",
+                    _pct(reporting, known),
+                    "%",
+                    "Meters with at least one reading in the window / meters known to the database",
+                ),
+            ],
+        )
+
+    def care(self, w: Window) -> ThemeResult:
+        where = w.where()
+        by_type = f"SELECT COUNT(episode_ms) FROM {CARE_ALERT} WHERE {where} AND state = 'open'"
+        res = self.run(
+            [
+                _count_devices("wearable", where),
+                by_type + ' GROUP BY "type"',
+                _known_devices("wearable", w.site),
+            ]
+        )
+        residents = self.scalar(res[0]) or 0.0
+        counts = {t: 0.0 for t in ALERT_TYPES}
+        for s in res[1]:
+            t = s.get("tags", {}).get("type")
+            if t in counts:
+                counts[t] = self.scalar([s]) or 0.0
+        known = self.scalar(res[2], column=0) or 0.0
+        kpis = [
+            self._kpi(
+                w,
+                "residents_monitored",
+                residents,
+                "residents",
+                "Distinct wearables with at least one reading in the window",
+            ),
+            *[
+                self._kpi(
+                    w,
+                    f"alerts_{t}",
+                    counts[t],
+                    "alerts",
+                    f"Care alert episodes of type {t} opened in the window",
+                )
+                for t in ALERT_TYPES
+            ],
+            self._kpi(
+                w,
+                "wearables_reporting_pct",
+                _pct(residents, known),
+                "%",
+                "Wearables with a reading in the window / wearables known to the database",
+            ),
+        ]
+        notes = []
+        k = self.config.care_k
+        if residents < k:
+            # k-anonymity: a figure over so few residents could point at a person.
+            for kpi in kpis:
+                kpi.value = None
+                kpi.suppressed = True
+                kpi.note = f"suppressed: computed over fewer than k={k} residents"
+            notes.append(
+                f"care figures over fewer than k={k} residents are suppressed and not returned"
+            )
+        return ThemeResult("care", iso(w.start), iso(w.end), w.site, kpis, notes)
+
+    def transit(self, w: Window) -> ThemeResult:
+        where = w.where()
+        c = self.config
+        headway = (
+            "SELECT MEAN(cv) FROM (SELECT STDDEV(h) / MEAN(h) AS cv FROM "
+            f"(SELECT ELAPSED(delay_s, 1s) AS h FROM {BUS_ARRIVAL} WHERE {where} "
+            f"GROUP BY route_id, stop_id) WHERE h > 0 AND h <= {int(c.max_headway_s)} "
+            "GROUP BY route_id, stop_id)"
+        )
+        res = self.run(
+            [
+                f"SELECT COUNT(delay_s), MEAN(delay_s) FROM {BUS_ARRIVAL} WHERE {where}",
+                f"SELECT COUNT(delay_s) FROM {BUS_ARRIVAL} WHERE {where} "
+                f"AND delay_s >= {-int(c.on_time_early_s)} AND delay_s <= {int(c.on_time_late_s)}",
+                _count_devices("bus", where),
+                f"SELECT MEAN(speed_kmh) FROM bus WHERE {where}",
+                headway,
+            ]
+        )
+        arrivals = self.scalar(res[0]) or 0.0
+        on_time = self.scalar(res[1]) or 0.0
+        return ThemeResult(
+            "transit",
+            iso(w.start),
+            iso(w.end),
+            w.site,
+            [
+                self._kpi(
+                    w,
+                    "on_time_performance_pct",
+                    _pct(on_time, arrivals),
+                    "%",
+                    f"Stop arrivals from {c.on_time_early_s} s early to {c.on_time_late_s} s late"
+                    " / all matched arrivals",
+                ),
+                self._kpi(
+                    w,
+                    "avg_delay_s",
+                    self.scalar(res[0], column=2),
+                    "s",
+                    "Mean delay of matched stop arrivals (negative = early)",
+                ),
+                self._kpi(
+                    w,
+                    "active_vehicles",
+                    self.scalar(res[2]) or 0.0,
+                    "vehicles",
+                    "Distinct buses with at least one GPS fix in the window",
+                ),
+                self._kpi(
+                    w,
+                    "avg_speed_kmh",
+                    self.scalar(res[3]),
+                    "km/h",
+                    "Mean reported speed over all bus fixes (stops included)",
+                ),
+                self._kpi(
+                    w,
+                    "headway_cv",
+                    self.scalar(res[4]),
+                    "ratio",
+                    "Mean over (route, stop) of stddev/mean of the gaps between arrivals"
+                    f" (gaps over {c.max_headway_s} s are service breaks, excluded)",
+                ),
+            ],
+        )
+
+    def platform(self, w: Window) -> ThemeResult:
+        online_from = max(w.start, w.end - timedelta(seconds=self.config.online_window_s))
+        city_wide = w.where(with_site=False)
+        res = self.run(
+            [
+                _count_devices("energy_meter, wearable, bus", w.where(start=online_from)),
+                f"SELECT MAX(last) FROM (SELECT LAST(lag_s) FROM {INGEST_STATS} "
+                f"WHERE {city_wide} GROUP BY worker)",
+                _counter_sum("rejected", INGEST_STATS, city_wide, by="worker"),
+            ]
+        )
+        notes = []
+        if w.site is not None:
+            notes.append("ingest_lag_s and rejected_messages are city-wide (ingest has no site)")
+        return ThemeResult(
+            "platform",
+            iso(w.start),
+            iso(w.end),
+            w.site,
+            [
+                self._kpi(
+                    w,
+                    "devices_online",
+                    self.scalar(res[0]) or 0.0,
+                    "devices",
+                    f"Devices with a reading in the last {self.config.online_window_s} s"
+                    " of the window",
+                ),
+                self._kpi(
+                    w,
+                    "ingest_lag_s",
+                    self.scalar(res[1]),
+                    "s",
+                    "Largest latest lag_s reported by any ingest worker in the window",
+                ),
+                self._kpi(
+                    w,
+                    "rejected_messages",
+                    self.scalar(res[2]) or 0.0,
+                    "messages",
+                    "Messages rejected by ingest in the window (steps of the per-worker counter)",
+                ),
+            ],
+            notes,
+        )
+
+
+def _pct(part: float, whole: float) -> float | None:
+    return None if whole <= 0 else round(100.0 * part / whole, 3)
