@@ -4,6 +4,13 @@ A *source* owns one device connection. The edge agent calls :meth:`Source.read` 
 loop (from its own thread per source); a source returns readings in contract units as
 plain dicts *without* ``t`` -- the agent timestamps them with its UTC clock -- unless
 the device supplies a trustworthy time (then it sets ``t`` in epoch ms).
+
+Multi-device sources (a BLE gateway relays many wearables) put ``device_id`` (and
+optionally ``site``) keys in each reading to say which device it is for; the agent uses
+them instead of the source's configured ``device_id`` / ``site`` and removes them before
+building the contract message. Single-device sources leave them out.
+
+Sources are built from config by :func:`firmware_bridge.registry.make_source`.
 """
 
 from __future__ import annotations
@@ -12,7 +19,15 @@ from typing import Any, Protocol
 
 
 class DecodeError(ValueError):
-    """Bytes that do not decode; the message says what was wrong and where."""
+    """Bytes that do not decode; the message says what was wrong and where.
+
+    ``reason`` is a short label (``bad_checksum``, ``truncated``, ``noise``,
+    ``malformed``, ...) that sources use as the reject reason in :meth:`Source.take_rejects`.
+    """
+
+    def __init__(self, message: str, reason: str = "malformed") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class DeviceError(OSError):
