@@ -1,0 +1,1 @@
+"""The edge agent: device readings -> durable SQLite outbox -> central MQTT broker."""

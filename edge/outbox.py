@@ -1,0 +1,289 @@
+"""The durable outbox: contract messages in SQLite until the broker acknowledges them.
+
+A message is built once (device_id, seq, readings with their ``t``) and stored as its
+final payload, so a re-send after a crash is byte-for-byte the same message and ingest
+stores it idempotently. ``seq`` per device lives in the same database and advances in
+the same transaction as the insert, so it keeps counting up by one across restarts.
+
+WAL mode with ``synchronous=FULL``: every commit is fsynced before it returns, so a
+committed reading survives a power cut (``normal`` only survives process crashes; it is
+offered for SD cards where fsync latency matters more than the last second of data).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from contract.schema import MAX_PAYLOAD_BYTES, encode_message, make_message
+
+# Per-row bookkeeping (row header, index entry) counted against max_bytes on top of the
+# payload, so many tiny messages cannot overshoot the bound by much.
+ROW_OVERHEAD = 64
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    device_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL,
+    payload BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS devices (
+    device_id TEXT PRIMARY KEY,
+    next_seq INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS counters (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Readings of one device, already validated, to become one (or more) messages."""
+
+    kind: str
+    device_id: str
+    site: str
+    readings: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Row:
+    id: int
+    kind: str
+    device_id: str
+    seq: int
+    n: int
+    payload: bytes
+
+
+class OutboxError(RuntimeError):
+    """The outbox database cannot be used (disk full, corrupt file, wrong permissions)."""
+
+
+def _encode_split(batch: Batch, seq: int) -> list[tuple[int, int, bytes]]:
+    """``(seq, n, payload)`` per message; halves batches whose payload is over the limit."""
+    msg = make_message(batch.kind, batch.device_id, batch.site, seq, batch.readings)
+    payload = encode_message(msg)
+    if len(payload) <= MAX_PAYLOAD_BYTES or len(batch.readings) == 1:
+        return [(seq, len(batch.readings), payload)]
+    half = len(batch.readings) // 2
+    first = _encode_split(
+        Batch(batch.kind, batch.device_id, batch.site, batch.readings[:half]), seq
+    )
+    nxt = first[-1][0] + 1
+    rest = Batch(batch.kind, batch.device_id, batch.site, batch.readings[half:])
+    return first + _encode_split(rest, nxt)
+
+
+class Outbox:
+    """Thread-safe (one lock) access to the outbox database."""
+
+    def __init__(self, path: Path, max_bytes: int, synchronous: str = "full") -> None:
+        self.path = Path(path)
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(
+                str(self.path), check_same_thread=False, isolation_level=None, timeout=30
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
+            self._db.executescript(_SCHEMA)
+            row = self._db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM messages")
+            self._depth, self._bytes = row.fetchone()
+        except (sqlite3.Error, OSError) as exc:
+            raise OutboxError(
+                f"cannot open the outbox {self.path}: {exc}; check the directory exists, is "
+                "writable by the agent's user and the disk is not full"
+            ) from None
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- writing ---------------------------------------------------------------------
+
+    def commit(self, batches: Iterable[Batch], counters: dict[str, int] | None = None) -> list[Row]:
+        """Store batches as messages (and bump ``counters``) in ONE transaction.
+
+        Returns the stored rows. Enforces ``max_bytes`` by dropping the oldest messages.
+        """
+        now_ms = int(time.time() * 1000)
+        out: list[Row] = []
+        with self._lock:
+            db = self._db
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                added_bytes = 0
+                for b in batches:
+                    cur = db.execute(
+                        "SELECT next_seq FROM devices WHERE device_id=?", (b.device_id,)
+                    )
+                    found = cur.fetchone()
+                    seq = found[0] if found else 0
+                    for mseq, n, payload in _encode_split(b, seq):
+                        size = len(payload) + ROW_OVERHEAD
+                        cur = db.execute(
+                            "INSERT INTO messages(device_id, kind, seq, n, size, created_ms,"
+                            " payload) VALUES (?,?,?,?,?,?,?)",
+                            (b.device_id, b.kind, mseq, n, size, now_ms, payload),
+                        )
+                        rid = cur.lastrowid
+                        assert rid is not None
+                        out.append(Row(rid, b.kind, b.device_id, mseq, n, payload))
+                        added_bytes += size
+                        seq = mseq + 1
+                    db.execute(
+                        "INSERT INTO devices(device_id, next_seq) VALUES (?, ?) "
+                        "ON CONFLICT(device_id) DO UPDATE SET next_seq=excluded.next_seq",
+                        (b.device_id, seq),
+                    )
+                bump = dict(counters or {})
+                if out:
+                    bump["committed_messages"] = bump.get("committed_messages", 0) + len(out)
+                    bump["committed_readings"] = bump.get("committed_readings", 0) + sum(
+                        r.n for r in out
+                    )
+                depth, total = self._depth + len(out), self._bytes + added_bytes
+                dropped_ids: set[int] = set()
+                if total > self.max_bytes:
+                    depth, total, dropped_ids = self._drop_oldest(depth, total, bump)
+                self._bump(bump)
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+            self._depth, self._bytes = depth, total
+        return [r for r in out if r.id not in dropped_ids]
+
+    def _drop_oldest(
+        self, depth: int, total: int, bump: dict[str, int]
+    ) -> tuple[int, int, set[int]]:
+        """Delete the oldest messages until the outbox fits ``max_bytes`` (in a transaction)."""
+        dropped: set[int] = set()
+        while total > self.max_bytes:
+            rows = self._db.execute(
+                "SELECT id, size, n FROM messages ORDER BY id LIMIT 200"
+            ).fetchall()
+            if not rows:
+                break
+            cut = []
+            for rid, size, n in rows:
+                cut.append(rid)
+                total -= size
+                depth -= 1
+                bump["dropped_messages"] = bump.get("dropped_messages", 0) + 1
+                bump["dropped_readings"] = bump.get("dropped_readings", 0) + n
+                if total <= self.max_bytes:
+                    break
+            self._db.execute("DELETE FROM messages WHERE id <= ?", (cut[-1],))
+            dropped.update(cut)
+        return depth, total, dropped
+
+    def _bump(self, counters: dict[str, int]) -> None:
+        for name, inc in counters.items():
+            if inc:
+                self._db.execute(
+                    "INSERT INTO counters(name, value) VALUES (?, ?) "
+                    "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+                    (name, inc),
+                )
+
+    def ack(self, ids: Iterable[int]) -> int:
+        """Delete messages the broker acknowledged; returns how many readings they held."""
+        ids = list(ids)
+        if not ids:
+            return 0
+        with self._lock:
+            db = self._db
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                marks = ",".join("?" * len(ids))
+                msgs, readings, size = db.execute(
+                    f"SELECT COUNT(*), COALESCE(SUM(n), 0), COALESCE(SUM(size), 0) "  # noqa: S608
+                    f"FROM messages WHERE id IN ({marks})",
+                    ids,
+                ).fetchone()
+                db.execute(f"DELETE FROM messages WHERE id IN ({marks})", ids)  # noqa: S608
+                self._bump({"published_messages": msgs, "published_readings": readings})
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+            self._depth -= msgs
+            self._bytes -= size
+            return int(readings)
+
+    # -- reading ---------------------------------------------------------------------
+
+    def fetch(self, after_id: int, limit: int) -> list[Row]:
+        """The oldest ``limit`` messages with an id above ``after_id``."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, kind, device_id, seq, n, payload FROM messages WHERE id > ? "
+                "ORDER BY id LIMIT ?",
+                (after_id, limit),
+            ).fetchall()
+        return [Row(r[0], r[1], r[2], r[3], r[4], bytes(r[5])) for r in rows]
+
+    def fetch_ids(self, ids: Iterable[int]) -> list[Row]:
+        ids = list(ids)
+        if not ids:
+            return []
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, kind, device_id, seq, n, payload FROM messages "  # noqa: S608
+                f"WHERE id IN ({','.join('?' * len(ids))}) ORDER BY id",
+                ids,
+            ).fetchall()
+        return [Row(r[0], r[1], r[2], r[3], r[4], bytes(r[5])) for r in rows]
+
+    @property
+    def depth(self) -> int:
+        return int(self._depth)
+
+    @property
+    def bytes(self) -> int:
+        return int(self._bytes)
+
+    def counters(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._db.execute("SELECT name, value FROM counters").fetchall())
+
+    def next_seqs(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._db.execute("SELECT device_id, next_seq FROM devices").fetchall())
+
+
+def read_stats(path: Path) -> dict[str, Any]:
+    """Outbox figures from a (possibly running) agent's database, opened read-only."""
+    if not Path(path).exists():
+        raise OutboxError(f"outbox {path} does not exist; has the agent run with this config?")
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    try:
+        depth, size = db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM messages").fetchone()
+        oldest = db.execute("SELECT MIN(created_ms) FROM messages").fetchone()[0]
+        return {
+            "outbox_depth": depth,
+            "outbox_bytes": size,
+            "oldest_ms": oldest,
+            "counters": dict(db.execute("SELECT name, value FROM counters").fetchall()),
+            "next_seq": dict(db.execute("SELECT device_id, next_seq FROM devices").fetchall()),
+        }
+    finally:
+        db.close()
