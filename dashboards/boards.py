@@ -1,0 +1,305 @@
+"""machi's dashboards: one per theme, a city overview, fleet health, and a restricted
+per-resident care board that lives in its own folder.
+
+Uids and panel ids are fixed so that re-deploying or re-exporting changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from grafana_foundation_sdk.builders import dashboard as db
+from grafana_foundation_sdk.cog import builder as cogbuilder
+from grafana_foundation_sdk.models import dashboard as dm
+
+from dashboards import queries as q
+from dashboards.panels import base, stat, table, tag_variable, timeseries, title
+
+#: Minimum number of residents behind any care number on a shared board (as the API).
+DEFAULT_K = 5
+
+
+@dataclass(frozen=True)
+class Folder:
+    uid: str
+    title: str
+    #: Folder on disk (under dashboards/json/) and in the provisioning file.
+    path: str
+
+
+CITY = Folder("machi-city", "machi 街 / City", "city")
+RESTRICTED = Folder(
+    "machi-care-restricted", "machi 見守り・個人（制限）/ Care residents (restricted)", "restricted"
+)
+FOLDERS = (CITY, RESTRICTED)
+
+
+@dataclass(frozen=True)
+class Board:
+    uid: str
+    folder: Folder
+    make: Callable[[int], db.Dashboard]
+
+    def build(self, k: int = DEFAULT_K) -> dm.Dashboard:
+        dashboard = self.make(k).build()
+        for i, panel in enumerate(dashboard.panels or [], start=1):
+            panel.id_val = i  # stable ids: Grafana keys panel links and state on them
+        return dashboard
+
+
+def _add(d: db.Dashboard, *panels: cogbuilder.Builder[dm.Panel]) -> db.Dashboard:
+    for p in panels:
+        d.with_panel(p)
+    return d
+
+
+def _site(measurement: str) -> db.QueryVariable:
+    return tag_variable("site", "地区 / Site", q.site_values(measurement))
+
+
+def overview(k: int) -> db.Dashboard:
+    d = base(
+        "machi-overview",
+        title("街の概要", "City overview"),
+        ["overview"],
+        "Headline KPIs of every theme for the selected sites. Care numbers follow the "
+        f"k={k} rule: values behind fewer than {k} residents are not shown.",
+    ).with_variable(tag_variable("site", "地区 / Site", 'SHOW TAG VALUES WITH KEY = "site"'))
+    d.with_variable(
+        tag_variable("route", "路線 / Route", q.route_values()).hide(dm.VariableHide.HIDE_VARIABLE)
+    )
+    return _add(
+        d,
+        stat(title("電力消費", "Energy consumption"), q.energy_total(), "kwatth"),
+        stat(title("太陽光売電", "PV export"), q.energy_total("energy_export_kwh"), "kwatth"),
+        stat(title("30分最大需要", "Peak 30-min demand"), q.peak_demand_30m(), "kwatt", calc="max"),
+        stat(title("電力量計", "Meters reporting"), q.meters_reporting(), "short"),
+        stat(
+            title("見守り対象者", "Residents monitored"),
+            q.residents_monitored(),
+            "short",
+            calc="sum",
+        ),
+        stat(
+            title("アラート（k以上）", f"Care alerts (k>={k})"),
+            q.care_alerts_by_type(k),
+            "short",
+            calc="sum",
+            no_value=f"< {k}",
+        ),
+        stat(title("定時運行率", "On-time performance"), q.on_time_pct(None), "percent"),
+        stat(title("運行車両", "Active vehicles"), q.active_vehicles(), "short"),
+        stat(title("稼働中エージェント", "Agents online"), q.agents_online(), "short"),
+        stat(title("取込拒否", "Ingest rejects"), q.rejects_total(), "short", no_value="0"),
+        stat(title("取込遅延", "Ingest lag"), q.ingest_lag(), "s", calc="max"),
+        stat(title("平均遅延", "Average delay"), q.mean_delay(by_route=False), "s"),
+    )
+
+
+def green(k: int) -> db.Dashboard:
+    d = base(
+        "machi-green",
+        title("環境・エネルギー", "Green: energy"),
+        ["green", "energy"],
+        "Smart-meter consumption (from the cumulative import register, NON_NEGATIVE_DIFFERENCE "
+        "so meter resets do not count), PV export, peak 30-minute demand and net power.",
+    ).with_variable(_site("energy_meter"))
+    return _add(
+        d,
+        stat(title("電力消費", "Energy consumption"), q.energy_total(), "kwatth"),
+        stat(title("太陽光売電", "PV export"), q.energy_total("energy_export_kwh"), "kwatth"),
+        stat(title("30分最大需要", "Peak 30-min demand"), q.peak_demand_30m(), "kwatt", calc="max"),
+        stat(title("電力量計", "Meters reporting"), q.meters_reporting(), "short"),
+        timeseries(
+            title("電力消費（地区別）", "Energy consumption by site"),
+            q.energy_per_interval(),
+            "kwatth",
+            alias="$tag_site",
+        ),
+        timeseries(
+            title("太陽光売電（地区別）", "PV export by site"),
+            q.energy_per_interval("energy_export_kwh"),
+            "kwatth",
+            alias="$tag_site",
+        ),
+        timeseries(
+            title("正味電力（地区別）", "Net power by site"),
+            q.net_power_kw(),
+            "kwatt",
+            alias="$tag_site",
+            w=24,
+        ),
+        table(
+            title("地区別 消費電力量", "Consumption by site"),
+            q.energy_total(by_site=True),
+        ),
+    )
+
+
+def care(k: int) -> db.Dashboard:
+    d = base(
+        "machi-care",
+        title("見守り（集計）", "Care: aggregates"),
+        ["care"],
+        f"Aggregates only. A value is shown only when at least k={k} residents contributed to "
+        "it (enforced inside each InfluxQL query). Per-resident views are on the restricted board.",
+    ).with_variable(_site("wearable"))
+    return _add(
+        d,
+        stat(
+            title("見守り対象者", "Residents monitored"),
+            q.residents_monitored(),
+            "short",
+            calc="sum",
+        ),
+        stat(
+            title("アラート（k以上）", f"Care alerts (k>={k})"),
+            q.care_alerts_by_type(k),
+            "short",
+            calc="sum",
+            no_value=f"< {k}",
+            w=18,
+        ),
+        timeseries(
+            title("平均心拍数", "Mean heart rate"),
+            q.care_mean("heart_rate_bpm", k),
+            "none",
+            alias="$tag_site",
+        ),
+        timeseries(
+            title("平均SpO2", "Mean SpO2"), q.care_mean("spo2_pct", k), "percent", alias="$tag_site"
+        ),
+        timeseries(
+            title("平均皮膚温", "Mean skin temperature"),
+            q.care_mean("skin_temp_c", k),
+            "celsius",
+            alias="$tag_site",
+        ),
+        timeseries(
+            title("平均バッテリー", "Mean wearable battery"),
+            q.care_mean("battery_pct", k),
+            "percent",
+            alias="$tag_site",
+        ),
+        table(title("種類別アラート", "Alerts by type"), q.care_alerts_by_type(k)),
+    )
+
+
+def care_residents(k: int) -> db.Dashboard:
+    d = base(
+        "machi-care-residents",
+        title("見守り（個人・制限）", "Care: residents (restricted)"),
+        ["care", "restricted"],
+        "Per-resident data. Restricted: only the care team's Grafana team may view this "
+        "folder (see docs/operations.md).",
+    ).with_variable(_site("wearable"))
+    return _add(
+        d,
+        table(title("アラート履歴", "Alert history"), q.resident_alerts()),
+        timeseries(
+            title("心拍数（個人別）", "Heart rate by resident"),
+            q.resident_vitals("heart_rate_bpm"),
+            "none",
+            alias="$tag_device_id",
+        ),
+        timeseries(
+            title("SpO2（個人別）", "SpO2 by resident"),
+            q.resident_vitals("spo2_pct"),
+            "percent",
+            alias="$tag_device_id",
+        ),
+        table(title("最終受信・バッテリー", "Last seen and battery"), q.resident_last_seen()),
+    )
+
+
+def transit(k: int) -> db.Dashboard:
+    d = base(
+        "machi-transit",
+        title("交通", "Transit"),
+        ["transit", "bus"],
+        "Bus KPIs. On time = arrival delay_s in [-60, 300] s (GTFS schedule vs observed).",
+    ).with_variable(_site("bus"))
+    d.with_variable(tag_variable("route", "路線 / Route", q.route_values()))
+    return _add(
+        d,
+        stat(title("定時運行率", "On-time performance"), q.on_time_pct(None), "percent"),
+        stat(title("平均遅延", "Average delay"), q.mean_delay(by_route=False), "s"),
+        stat(title("運行車両", "Active vehicles"), q.active_vehicles(), "short"),
+        stat(
+            title("運行車両（最大）", "Active vehicles (peak)"),
+            q.active_vehicles("time($__interval)"),
+            "short",
+            calc="max",
+        ),
+        timeseries(title("定時運行率の推移", "On-time performance"), q.on_time_pct(), "percent"),
+        timeseries(
+            title("平均遅延（路線別）", "Average delay by route"),
+            q.mean_delay(),
+            "s",
+            alias="$tag_route_id",
+        ),
+        timeseries(
+            title("平均速度（路線別）", "Average speed by route"),
+            q.mean_speed(),
+            "velocitykmh",
+            alias="$tag_route_id",
+        ),
+        timeseries(
+            title("平均乗車率（路線別）", "Average occupancy by route"),
+            q.mean_occupancy(),
+            "percent",
+            alias="$tag_route_id",
+        ),
+        table(title("車両の現在位置", "Vehicle positions"), q.vehicle_positions()),
+    )
+
+
+def fleet(k: int) -> db.Dashboard:
+    d = base(
+        "machi-fleet",
+        title("機器・取り込み状況", "Fleet & ingest health"),
+        ["fleet", "ops"],
+        "Edge agents (online, outbox depth), device last-seen, ingest throughput, lag and "
+        "rejects by reason. Wearables' last-seen is on the restricted care board.",
+    ).with_variable(tag_variable("site", "地区 / Site", 'SHOW TAG VALUES WITH KEY = "site"'))
+    return _add(
+        d,
+        stat(title("稼働中エージェント", "Agents online"), q.agents_online(), "short"),
+        stat(title("取込拒否", "Ingest rejects"), q.rejects_total(), "short", no_value="0"),
+        stat(title("取込遅延", "Ingest lag"), q.ingest_lag(), "s", calc="max"),
+        stat(title("未処理", "Ingest pending"), q.ingest_pending(), "short"),
+        timeseries(
+            title("送信待ち件数", "Outbox depth"), q.outbox_depth(), "short", alias="$tag_agent_id"
+        ),
+        timeseries(
+            title("拒否（理由別）", "Rejects by reason"),
+            q.rejects_by_reason(),
+            "short",
+            alias="$tag_reason",
+        ),
+        timeseries(
+            title("取込遅延（ワーカー別）", "Ingest lag by worker"),
+            q.ingest_lag(),
+            "s",
+            alias="$tag_worker",
+        ),
+        timeseries(title("取込速度", "Ingest rate"), q.ingest_rate(), "reqps", alias="$tag_worker"),
+        table(title("エージェント状態", "Agent status"), q.agents_table(), w=12),
+        table(
+            title("電力量計 最終受信", "Energy meters last seen"),
+            q.devices_last_seen("energy_meter"),
+            w=6,
+        ),
+        table(title("バス 最終受信", "Buses last seen"), q.devices_last_seen("bus"), w=6),
+    )
+
+
+BOARDS: tuple[Board, ...] = (
+    Board("machi-overview", CITY, overview),
+    Board("machi-green", CITY, green),
+    Board("machi-care", CITY, care),
+    Board("machi-transit", CITY, transit),
+    Board("machi-fleet", CITY, fleet),
+    Board("machi-care-residents", RESTRICTED, care_residents),
+)

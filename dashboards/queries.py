@@ -1,0 +1,296 @@
+"""The InfluxQL behind every panel, written against contract v1's InfluxDB schema.
+
+Queries use Grafana's InfluxDB macros: ``$timeFilter``, ``$__interval`` and the
+template variables ``$site`` / ``$route`` (multi-value, so Grafana regex-escapes them
+and joins them as ``(a|b)``). InfluxQL has no HAVING and no JOIN; the recurring tricks are:
+
+* per-device first, then across devices: an inner query ``GROUP BY "device_id"`` and an
+  outer aggregate, so a meter with many readings does not weigh more than one with few;
+* HAVING through a subquery: the outer ``WHERE "residents" >= k`` filters the rows the
+  inner query produced (this is how the care k-threshold is enforced in the database);
+* a ratio of two counts through two raw sub-selects in one FROM, summed per interval.
+"""
+
+# ruff: noqa: S608
+# S608 (SQL built from strings) is the point of this module: every piece is a constant of
+# this file or a contract field name passed through quote_ident; no user input reaches it
+# (the only runtime values, the template variables, are expanded by Grafana itself).
+
+from __future__ import annotations
+
+from contract.influx import quote_ident
+
+SITE = '"site" =~ /^$site$/'
+ROUTE = '"route_id" =~ /^$route$/'
+TF = "$timeFilter"
+IV = "time($__interval)"
+
+#: On-time window for bus arrivals, seconds (early, late), inclusive; see docs/kpis.md.
+ON_TIME_WINDOW = (-60, 300)
+
+
+# --- template variables -------------------------------------------------------------
+
+
+def site_values(measurement: str) -> str:
+    return f'SHOW TAG VALUES FROM {quote_ident(measurement)} WITH KEY = "site"'
+
+
+def route_values() -> str:
+    return f'SHOW TAG VALUES FROM "bus" WITH KEY = "route_id" WHERE {SITE}'
+
+
+# --- green: energy ------------------------------------------------------------------
+
+
+def _energy_steps(field: str, group: str) -> str:
+    # NON_NEGATIVE_DIFFERENCE on the cumulative register: consumption per step per meter;
+    # a meter reset (register back to ~0) yields a negative step, which is dropped.
+    return (
+        f'SELECT non_negative_difference(last({quote_ident(field)})) AS "kwh" FROM "energy_meter" '
+        f'WHERE {TF} AND {SITE} GROUP BY {group}, "device_id", "site"'
+    )
+
+
+def energy_per_interval(field: str = "energy_import_kwh") -> str:
+    """kWh per Grafana interval per site (import, or export with the export register)."""
+    return (
+        f'SELECT sum("kwh") FROM ({_energy_steps(field, IV)}) '
+        f'WHERE {TF} GROUP BY {IV}, "site" fill(none)'
+    )
+
+
+def energy_total(field: str = "energy_import_kwh", by_site: bool = False) -> str:
+    """kWh over the whole time range: raw consecutive differences summed per meter."""
+    inner = (
+        f'SELECT non_negative_difference({quote_ident(field)}) AS "kwh" FROM "energy_meter" '
+        f'WHERE {TF} AND {SITE} GROUP BY "device_id", "site"'
+    )
+    group = ' GROUP BY "site"' if by_site else ""
+    return f'SELECT sum("kwh") AS "kwh" FROM ({inner}){group}'
+
+
+def peak_demand_30m() -> str:
+    """Peak 30-minute demand in kW (Japanese demand slots): max over slots of kWh x 2."""
+    per_slot = (
+        f'SELECT sum("kwh") * 2 AS "kw" FROM ({_energy_steps("energy_import_kwh", "time(30m)")}) '
+        f'WHERE {TF} GROUP BY time(30m), "site"'
+    )
+    return f'SELECT max("kw") AS "peak_kw" FROM ({per_slot}) GROUP BY "site"'
+
+
+def net_power_kw() -> str:
+    """Net power per site in kW (mean per meter per interval, summed; < 0 = export)."""
+    inner = (
+        f'SELECT mean("power_w") AS "w" FROM "energy_meter" WHERE {TF} AND {SITE} '
+        f'GROUP BY {IV}, "device_id", "site"'
+    )
+    return f'SELECT sum("w") / 1000 FROM ({inner}) WHERE {TF} GROUP BY {IV}, "site" fill(none)'
+
+
+def meters_reporting() -> str:
+    inner = (
+        f'SELECT last("power_w") AS "p" FROM "energy_meter" WHERE {TF} AND {SITE} '
+        'GROUP BY "device_id"'
+    )
+    return f'SELECT count("p") AS "meters" FROM ({inner})'
+
+
+# --- care: aggregates gated by k ----------------------------------------------------
+
+
+def residents_monitored() -> str:
+    """Distinct wearables that reported in the range (a count, not a health value)."""
+    inner = (
+        f'SELECT last("seq") AS "s" FROM "wearable" WHERE {TF} AND {SITE} '
+        'GROUP BY "device_id", "site"'
+    )
+    return f'SELECT count("s") AS "residents" FROM ({inner}) GROUP BY "site"'
+
+
+def care_mean(field: str, k: int, interval: str = IV) -> str:
+    """Mean of per-resident means per site, only where >= k residents contributed.
+
+    The inner query gives one row per resident per interval; the middle one averages
+    them and counts the residents; the outer WHERE drops rows with fewer than k.
+    """
+    per_resident = (
+        f'SELECT mean({quote_ident(field)}) AS "v" FROM "wearable" WHERE {TF} AND {SITE} '
+        f'GROUP BY {interval}, "device_id", "site"'
+    )
+    per_site = (
+        f'SELECT mean("v") AS "value", count("v") AS "residents" FROM ({per_resident}) '
+        f'WHERE {TF} GROUP BY {interval}, "site"'
+    )
+    return f'SELECT "value" FROM ({per_site}) WHERE "residents" >= {int(k)} GROUP BY "site"'
+
+
+def care_alerts_by_type(k: int) -> str:
+    """Alert episodes opened per type, shown only when >= k residents had that type."""
+    per_resident = (
+        f'SELECT count("value") AS "n" FROM "care_alert" WHERE {TF} AND {SITE} '
+        """AND "state" = 'open' GROUP BY "device_id", "type\""""
+    )
+    per_type = (
+        f'SELECT sum("n") AS "alerts", count("n") AS "residents" FROM ({per_resident}) '
+        'GROUP BY "type"'
+    )
+    return f'SELECT "alerts" FROM ({per_type}) WHERE "residents" >= {int(k)} GROUP BY "type"'
+
+
+# --- care: per resident (restricted board only) -------------------------------------
+
+
+def resident_vitals(field: str) -> str:
+    return (
+        f'SELECT mean({quote_ident(field)}) FROM "wearable" WHERE {TF} AND {SITE} '
+        f'GROUP BY {IV}, "device_id" fill(none)'
+    )
+
+
+def resident_last_seen() -> str:
+    return (
+        'SELECT last("battery_pct") AS "battery_pct", last("seq") AS "seq" FROM "wearable" '
+        f'WHERE {TF} AND {SITE} GROUP BY "device_id", "site"'
+    )
+
+
+def resident_alerts() -> str:
+    return (
+        'SELECT "state", "value", "episode_ms" FROM "care_alert" '
+        f'WHERE {TF} AND {SITE} GROUP BY "device_id", "type"'
+    )
+
+
+# --- transit -------------------------------------------------------------------------
+
+
+def on_time_pct(interval: str | None = IV) -> str:
+    """Share of arrivals with delay_s in the on-time window, in percent."""
+    early, late = ON_TIME_WINDOW
+    cond = f"{TF} AND {ROUTE} AND {SITE}"
+    on_time = (
+        f'SELECT "delay_s" * 0 + 1 AS "ontime" FROM "bus_arrival" '
+        f'WHERE {cond} AND "delay_s" >= {early} AND "delay_s" <= {late}'
+    )
+    total = f'SELECT "delay_s" * 0 + 1 AS "total" FROM "bus_arrival" WHERE {cond}'
+    group = f" GROUP BY {interval} fill(none)" if interval else ""
+    return (
+        f'SELECT 100 * sum("ontime") / sum("total") AS "on_time_pct" '
+        f"FROM ({on_time}), ({total}) WHERE {TF}{group}"
+    )
+
+
+def mean_delay(by_route: bool = True) -> str:
+    if by_route:
+        return (
+            f'SELECT mean("delay_s") FROM "bus_arrival" WHERE {TF} AND {ROUTE} AND {SITE} '
+            f'GROUP BY {IV}, "route_id" fill(none)'
+        )
+    return (
+        f'SELECT mean("delay_s") AS "delay_s" FROM "bus_arrival" WHERE {TF} AND {ROUTE} AND {SITE}'
+    )
+
+
+def active_vehicles(interval: str | None = None) -> str:
+    """Distinct buses with a GPS fix (per interval, or over the whole range)."""
+    group = f"{interval}, " if interval else ""
+    inner = (
+        f'SELECT last("lat") AS "lat" FROM "bus" WHERE {TF} AND {ROUTE} AND {SITE} '
+        f'GROUP BY {group}"device_id"'
+    )
+    if interval:
+        return (
+            f'SELECT count("lat") AS "vehicles" FROM ({inner}) '
+            f"WHERE {TF} GROUP BY {interval} fill(none)"
+        )
+    return f'SELECT count("lat") AS "vehicles" FROM ({inner})'
+
+
+def mean_speed() -> str:
+    return (
+        f'SELECT mean("speed_kmh") FROM "bus" WHERE {TF} AND {ROUTE} AND {SITE} '
+        f'GROUP BY {IV}, "route_id" fill(none)'
+    )
+
+
+def mean_occupancy() -> str:
+    return (
+        f'SELECT mean("occupancy_pct") FROM "bus" WHERE {TF} AND {ROUTE} AND {SITE} '
+        f'GROUP BY {IV}, "route_id" fill(none)'
+    )
+
+
+def vehicle_positions() -> str:
+    return (
+        'SELECT last("lat") AS "lat", last("lon") AS "lon", last("speed_kmh") AS "speed_kmh", '
+        'last("occupancy_pct") AS "occupancy_pct" FROM "bus" '
+        f'WHERE {TF} AND {ROUTE} AND {SITE} GROUP BY "device_id", "route_id"'
+    )
+
+
+# --- fleet & ingest health -----------------------------------------------------------
+
+
+def agents_online() -> str:
+    inner = f'SELECT last("online") AS "online" FROM "agent_status" WHERE {TF} GROUP BY "agent_id"'
+    return f'SELECT count("online") AS "online" FROM ({inner}) WHERE "online" = true'
+
+
+def agents_table() -> str:
+    return (
+        'SELECT last("online") AS "online", last("outbox_depth") AS "outbox_depth", '
+        'last("outbox_bytes") AS "outbox_bytes", last("dropped") AS "dropped", '
+        'last("sources_unhealthy") AS "sources_unhealthy" FROM "agent_status" '
+        f'WHERE {TF} GROUP BY "agent_id"'
+    )
+
+
+def outbox_depth() -> str:
+    return (
+        f'SELECT max("outbox_depth") FROM "agent_status" WHERE {TF} '
+        f'GROUP BY {IV}, "agent_id" fill(none)'
+    )
+
+
+def devices_last_seen(measurement: str) -> str:
+    """Newest reading per device: the row's time is when it was last seen."""
+    return (
+        f'SELECT last("seq") AS "seq" FROM {quote_ident(measurement)} '
+        f'WHERE {TF} AND {SITE} GROUP BY "device_id"'
+    )
+
+
+def rejects_by_reason() -> str:
+    # ``count`` is cumulative per worker since its start: difference it per worker, then
+    # add the workers up; a worker restart resets it, and the negative step is dropped.
+    inner = (
+        f'SELECT non_negative_difference(last("count")) AS "n" FROM "ingest_rejects" '
+        f'WHERE {TF} GROUP BY {IV}, "worker", "reason"'
+    )
+    return f'SELECT sum("n") FROM ({inner}) WHERE {TF} GROUP BY {IV}, "reason" fill(none)'
+
+
+def rejects_total() -> str:
+    inner = (
+        'SELECT non_negative_difference("count") AS "n" FROM "ingest_rejects" '
+        f'WHERE {TF} GROUP BY "worker", "reason"'
+    )
+    return f'SELECT sum("n") AS "rejected" FROM ({inner})'
+
+
+def ingest_lag() -> str:
+    return f'SELECT max("lag_s") FROM "ingest_stats" WHERE {TF} GROUP BY {IV}, "worker" fill(none)'
+
+
+def ingest_rate() -> str:
+    return (
+        f'SELECT non_negative_derivative(last("readings"), 1s) FROM "ingest_stats" '
+        f'WHERE {TF} GROUP BY {IV}, "worker" fill(none)'
+    )
+
+
+def ingest_pending() -> str:
+    return (
+        f'SELECT last("pending") FROM "ingest_stats" WHERE {TF} GROUP BY {IV}, "worker" fill(none)'
+    )

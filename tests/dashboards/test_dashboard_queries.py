@@ -1,0 +1,123 @@
+"""Every panel query of every board runs on a real influxd with demo data and returns rows,
+with Grafana's macros and variables expanded as Grafana does."""
+
+from __future__ import annotations
+
+import pytest
+
+from contract.influx import InfluxV1
+from dashboards import queries as q
+from dashboards.boards import BOARDS, DEFAULT_K
+from dashboards.macros import Context, expand
+from dashboards.verify import run_all, run_board
+from tests.dashboards.demo_data import (
+    BIG_SITE,
+    DELAYS_S,
+    SMALL_SITE,
+    Demo,
+    expected_import_kwh,
+    expected_mean_hr,
+)
+
+pytestmark = pytest.mark.integration
+
+BOARD = {b.uid: b for b in BOARDS}
+
+
+def _rows(client: InfluxV1, demo: Demo, query: str, **variables: list[str]) -> list[dict]:
+    ctx = Context(
+        demo.start_ms,
+        demo.end_ms,
+        {"site": [BIG_SITE, SMALL_SITE], "route": ["r1", "r-2"], **variables},
+    )
+    return client.rows(expand(query, ctx))
+
+
+def test_every_panel_returns_rows_with_all_selected(demo_db: tuple[InfluxV1, Demo]) -> None:
+    client, demo = demo_db
+    results = run_all(client, demo.start_ms, demo.end_ms)
+    assert len(results) >= 40
+    errors = [(r.board, r.panel, r.error) for r in results if r.error]
+    assert errors == []
+    empty = [(r.board, r.panel, r.query) for r in results if r.rows == 0]
+    assert empty == []
+
+
+@pytest.mark.parametrize("sites", [[BIG_SITE], [BIG_SITE, SMALL_SITE]])
+def test_green_board_with_site_selection(demo_db: tuple[InfluxV1, Demo], sites: list[str]) -> None:
+    client, demo = demo_db
+    results = run_board(client, BOARD["machi-green"], demo.start_ms, demo.end_ms, {"site": sites})
+    assert all(r.error is None and r.rows > 0 for r in results), results
+    # The '.' of kita.1 arrives regex-escaped, as Grafana sends it.
+    assert all("kita\\.1" in r.query for r in results)
+
+
+def test_site_regex_escaping_excludes_lookalikes(demo_db: tuple[InfluxV1, Demo]) -> None:
+    client, demo = demo_db
+    # "kitaX1" would match an unescaped /^kita.1$/; escaped, the selection is exact.
+    assert _rows(client, demo, q.energy_total(), site=["kitaX1"]) == []
+
+
+def test_energy_total_uses_non_negative_difference(demo_db: tuple[InfluxV1, Demo]) -> None:
+    client, demo = demo_db
+    rows = _rows(client, demo, q.energy_total(by_site=True))
+    got = {r["site"]: r["kwh"] for r in rows}
+    assert got == pytest.approx({s: expected_import_kwh(s) for s in (BIG_SITE, SMALL_SITE)})
+
+
+def test_peak_demand_is_kwh_per_slot_times_two(demo_db: tuple[InfluxV1, Demo]) -> None:
+    client, demo = demo_db
+    rows = _rows(client, demo, q.peak_demand_30m(), site=[BIG_SITE])
+    # 3 meters x 0.25 kWh per 5 min = 4.5 kWh per full 30-min slot = 9 kW.
+    assert [r["peak_kw"] for r in rows] == [pytest.approx(9.0)]
+
+
+def test_care_mean_hidden_below_k(demo_db: tuple[InfluxV1, Demo]) -> None:
+    client, demo = demo_db
+    rows = _rows(client, demo, q.care_mean("heart_rate_bpm", DEFAULT_K))
+    assert rows, "the big site has enough residents and must show"
+    assert {r["site"] for r in rows} == {BIG_SITE}
+    assert all(r["value"] == pytest.approx(expected_mean_hr(BIG_SITE)) for r in rows)
+    # With k lowered to the small site's size it appears: the filter is what hides it.
+    small = _rows(client, demo, q.care_mean("heart_rate_bpm", 3), site=[SMALL_SITE])
+    assert small and all(r["value"] == pytest.approx(expected_mean_hr(SMALL_SITE)) for r in small)
+
+
+def test_care_alerts_hidden_below_k(demo_db: tuple[InfluxV1, Demo]) -> None:
+    client, demo = demo_db
+    rows = _rows(client, demo, q.care_alerts_by_type(DEFAULT_K))
+    # 6 residents had hr_high (shown); 2 fell (hidden: fewer than k people).
+    assert {r["type"]: r["alerts"] for r in rows} == {"hr_high": 6}
+    rows = _rows(client, demo, q.care_alerts_by_type(2))
+    assert {r["type"]: r["alerts"] for r in rows} == {"hr_high": 6, "fall": 2}
+
+
+def test_on_time_performance(demo_db: tuple[InfluxV1, Demo]) -> None:
+    client, demo = demo_db
+    rows = _rows(client, demo, q.on_time_pct(None))
+    on_time = sum(1 for d in DELAYS_S if -60 <= d <= 300)
+    assert [r["on_time_pct"] for r in rows] == [pytest.approx(100 * on_time / len(DELAYS_S))]
+
+
+def test_route_variable_filters(demo_db: tuple[InfluxV1, Demo]) -> None:
+    client, demo = demo_db
+    rows = _rows(client, demo, q.active_vehicles(), route=["r-2"])
+    assert [r["vehicles"] for r in rows] == [2]
+    rows = _rows(client, demo, q.active_vehicles())
+    assert [r["vehicles"] for r in rows] == [4]
+
+
+def test_fleet_counts(demo_db: tuple[InfluxV1, Demo]) -> None:
+    client, demo = demo_db
+    assert [r["online"] for r in _rows(client, demo, q.agents_online())] == [2]
+    # cumulative count 0..35 per (worker, reason): 35 each, 2 workers x 2 reasons.
+    assert [r["rejected"] for r in _rows(client, demo, q.rejects_total())] == [140]
+
+
+def test_relative_time_filter_form(demo_db: tuple[InfluxV1, Demo]) -> None:
+    # Older Grafana versions send $timeFilter as "time > now() - 6h": the queries take both.
+    client, _demo = demo_db
+    query = q.meters_reporting().replace("$timeFilter", "time > now() - 6h")
+    assert client.rows(expand(query, Context(0, 1, {"site": [BIG_SITE]}))) == [
+        {"time": 0, "meters": 3}
+    ]
