@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -12,7 +14,7 @@ import pytest
 from contract.settings import Settings
 from contract.topics import Topics
 from machi.devices.mosquitto_files import broker_conf, export
-from machi.devices.registry import Registry, load, save
+from machi.devices.registry import Registry, editing, load, save
 from machi.servers import Mosquitto
 
 
@@ -35,11 +37,23 @@ class SecureBroker:
             url = f"mqtt://{user}:{pw}@127.0.0.1:{self.broker.port}"
         return Settings(mqtt_url=url, topic_prefix=self.topics.prefix)
 
-    def reexport_and_reload(self) -> None:
-        """What an operator does after a change: export, then SIGHUP the broker."""
+    def reexport_and_reload(self, timeout: float = 5.0) -> None:
+        """What an operator does after a change: export, then SIGHUP the broker.
+
+        mosquitto handles SIGHUP asynchronously, so this also rotates a ``sentinel``
+        identity and returns once its new secret logs in: the reload has then happened.
+        """
+        from .probe import connect
+
+        with editing(self.registry_path) as reg:
+            sentinel = reg.rotate("sentinel")
         export(load(self.registry_path), self.topics, self.passwd, self.acl)
         assert self.broker.proc is not None
-        self.broker.proc.send_signal(1)  # SIGHUP
+        self.broker.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while not connect(self.settings("sentinel", sentinel)).ok:
+            assert time.monotonic() < deadline, f"broker did not reload; log: {self.broker.log}"
+            time.sleep(0.05)
 
 
 def build_registry(path: Path) -> dict[str, str]:
@@ -52,6 +66,7 @@ def build_registry(path: Path) -> dict[str, str]:
         ("ingest", "ingest", None, None, ()),
         ("events", "events", None, None, ()),
         ("api", "api", None, None, ()),
+        ("sentinel", "api", None, None, ()),  # rotated to detect a finished reload
     ]
     for ident_id, role, kind, site, devs in plan:
         _, secret = reg.add(ident_id, role=role, kind=kind, site=site, devices=devs)

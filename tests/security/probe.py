@@ -45,6 +45,8 @@ class Probe:
     def subscribe(self, topic: str, timeout: float = 5.0) -> int:
         """Subscribe QoS 1 and return the SUBACK reason code (1 = granted QoS 1)."""
         _rc, mid = self.client.subscribe(topic, qos=1)
+        if mid is None:
+            raise ConnectionError(f"cannot subscribe to {topic}: not connected")
         with self.acked:
             if not self.acked.wait_for(lambda: mid in self.subacks, timeout):
                 raise TimeoutError(f"no SUBACK for {topic} within {timeout}s")
@@ -90,7 +92,7 @@ def connect(settings: Settings, client_id: str | None = None, timeout: float = 5
             probe.acked.notify_all()
 
     def on_message(c, u, msg: mqtt.MQTTMessage) -> None:
-        probe.messages.put((msg.topic, msg.payload))
+        probe.messages.put((msg.topic, bytes(msg.payload)))
 
     client.on_connect = on_connect
     client.on_disconnect = on_disconnect
