@@ -52,14 +52,14 @@ def _k(p: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         help="care privacy threshold: minimum residents behind a shown value "
-        "(MACHI_PRIVACY_K, default 5)",
+        "(MACHI_CARE_K, default 5)",
     )
 
 
 def _resolve_k(args: argparse.Namespace) -> int:
     from dashboards.boards import DEFAULT_K
 
-    k = args.k if args.k is not None else env_int("MACHI_PRIVACY_K", DEFAULT_K)
+    k = args.k if args.k is not None else env_int("MACHI_CARE_K", DEFAULT_K)
     if k < 2:
         raise ConfigError(f"k={k} would show single residents' values; use k >= 2 (default 5)")
     return int(k)
