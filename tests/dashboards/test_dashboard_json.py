@@ -95,3 +95,14 @@ def test_per_resident_panels_only_in_restricted_folder() -> None:
 def test_folders_have_distinct_uids() -> None:
     assert len({f.uid for f in FOLDERS}) == len(FOLDERS)
     assert {b.folder for b in BOARDS} == set(FOLDERS)
+
+
+def test_export_cli_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from machi.cli import main
+
+    assert main(["dashboards", "export", "--out", str(tmp_path)]) == 0
+    assert main(["dashboards", "export", "--out", str(tmp_path), "--check"]) == 0
+    # k changes the care queries, so the files are stale for k=7 and the check says so.
+    assert main(["dashboards", "export", "--out", str(tmp_path), "--check", "--k", "7"]) == 1
+    assert "machi-care.json" in capsys.readouterr().err
+    assert main(["dashboards", "export", "--out", str(tmp_path), "--k", "1"]) == 2

@@ -121,3 +121,24 @@ def test_relative_time_filter_form(demo_db: tuple[InfluxV1, Demo]) -> None:
     assert client.rows(expand(query, Context(0, 1, {"site": [BIG_SITE]}))) == [
         {"time": 0, "meters": 3}
     ]
+
+
+def test_verify_cli(
+    demo_db: tuple[InfluxV1, Demo],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from machi.cli import main
+
+    client, _demo = demo_db
+    monkeypatch.setenv("MACHI_INFLUX_URL", client.url)
+    monkeypatch.setenv("MACHI_INFLUX_DB", client.db)
+    assert main(["dashboards", "verify", "--hours", "4", "--require-rows"]) == 0
+    assert ", 0 failed" in capsys.readouterr().out
+    # An empty database: every panel is empty, which --require-rows turns into a failure.
+    empty = InfluxV1(client.url, client.db + "_empty")
+    empty.create_database()
+    monkeypatch.setenv("MACHI_INFLUX_DB", empty.db)
+    assert main(["dashboards", "verify", "--require-rows"]) == 1
+    assert main(["dashboards", "verify"]) == 0  # empty is not an error by default
+    empty.close()
