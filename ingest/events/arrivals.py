@@ -1,0 +1,146 @@
+"""Bus stop arrivals from GPS fixes, matched against the GTFS static schedule.
+
+Matching rule:
+
+1. Candidate trips: the fix's ``trip_id`` if the schedule knows it, else every trip of
+   its ``route_id``.
+2. The fix is *at* a stop when it lies within ``radius_m`` (default 50 m) of a stop on a
+   candidate trip (the nearest one if several).
+3. The first fix of each stop visit is the arrival; the visit lasts until a fix is
+   outside the radius. After a restart, an arrival at the same (bus, stop) within
+   ``revisit_s`` (default 300 s) of the last stored one counts as the same visit.
+4. Scheduled time: the candidate trip's ``arrival_time`` at that stop on the service
+   day (today or yesterday, in the agency's time zone) closest to the fix; with only a
+   route, the closest trip within ``max_route_delay_s`` (default 1800 s) is chosen.
+   ``delay_s`` = observed - scheduled (positive = late).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from contract.events import BUS_ARRIVAL
+from contract.lineprotocol import line
+from contract.schema import BusReading
+from ingest.events.gtfs import Schedule, distance_m
+
+
+@dataclass(frozen=True)
+class Arrival:
+    device_id: str
+    route_id: str
+    site: str
+    stop_id: str
+    trip_id: str
+    t: int
+    scheduled_ms: int
+
+    @property
+    def delay_s(self) -> float:
+        return (self.t - self.scheduled_ms) / 1000.0
+
+    def line(self) -> str:
+        return line(
+            BUS_ARRIVAL,
+            {
+                "device_id": self.device_id,
+                "route_id": self.route_id,
+                "site": self.site,
+                "stop_id": self.stop_id,
+            },
+            {"delay_s": self.delay_s, "trip_id": self.trip_id, "scheduled_ms": self.scheduled_ms},
+            self.t,
+        )
+
+
+@dataclass
+class _Bus:
+    last_t: int = -1
+    at_stop: str | None = None
+    last_arrival: dict[str, int] = field(default_factory=dict)
+
+
+class ArrivalMatcher:
+    def __init__(
+        self,
+        schedule: Schedule,
+        radius_m: float = 50.0,
+        revisit_s: float = 300.0,
+        max_route_delay_s: float = 1800.0,
+    ) -> None:
+        self.schedule = schedule
+        self.radius_m = radius_m
+        self.revisit_ms = revisit_s * 1000
+        self.max_route_delay_ms = max_route_delay_s * 1000
+        self.buses: dict[str, _Bus] = {}
+        self.unmatched = 0  # fixes whose route/trip the schedule does not know
+
+    def restore(self, device_id: str, stop_id: str, t: int) -> None:
+        bus = self.buses.setdefault(device_id, _Bus())
+        bus.last_arrival[stop_id] = max(t, bus.last_arrival.get(stop_id, -1))
+
+    def process(self, device_id: str, site: str, fixes: list[BusReading]) -> list[Arrival]:
+        bus = self.buses.setdefault(device_id, _Bus())
+        out = []
+        for fix in sorted(fixes, key=lambda f: f.t):
+            if fix.t <= bus.last_t:
+                continue  # redelivered: already matched
+            bus.last_t = fix.t
+            arrival = self._match(bus, device_id, site, fix)
+            if arrival is not None:
+                out.append(arrival)
+        return out
+
+    def _candidates(self, fix: BusReading) -> tuple[list[str], bool]:
+        if fix.trip_id and fix.trip_id in self.schedule.trips:
+            return [fix.trip_id], True
+        return self.schedule.routes.get(fix.route_id, []), False
+
+    def _match(self, bus: _Bus, device_id: str, site: str, fix: BusReading) -> Arrival | None:
+        trips, exact = self._candidates(fix)
+        if not trips:
+            self.unmatched += 1
+            return None
+        stop_ids = {s for tid in trips for s, _ in self.schedule.trips[tid].stop_times}
+        best, best_d = None, self.radius_m
+        for sid in stop_ids:
+            st = self.schedule.stops[sid]
+            d = distance_m(fix.lat, fix.lon, st.lat, st.lon)
+            if d <= best_d:
+                best, best_d = sid, d
+        if best is None:
+            bus.at_stop = None
+            return None
+        if bus.at_stop == best:
+            return None  # still the same visit
+        bus.at_stop = best
+        prev = bus.last_arrival.get(best)
+        if prev is not None and fix.t - prev < self.revisit_ms:
+            return None
+        sched = self._scheduled(trips, best, fix.t, exact)
+        if sched is None:
+            return None
+        trip_id, scheduled_ms = sched
+        bus.last_arrival[best] = fix.t
+        return Arrival(device_id, fix.route_id, site, best, trip_id, fix.t, scheduled_ms)
+
+    def _scheduled(
+        self, trips: list[str], stop_id: str, t: int, exact: bool
+    ) -> tuple[str, int] | None:
+        tz = self.schedule.tz
+        local = datetime.fromtimestamp(t / 1000, tz)
+        best: tuple[str, int] | None = None
+        for day in (local.date() - timedelta(days=1), local.date()):
+            midnight = datetime(day.year, day.month, day.day, tzinfo=tz)
+            base_ms = int(midnight.timestamp() * 1000)
+            for tid in trips:
+                for sid, secs in self.schedule.trips[tid].stop_times:
+                    if sid != stop_id:
+                        continue
+                    ms = base_ms + secs * 1000
+                    if best is None or abs(t - ms) < abs(t - best[1]):
+                        best = (tid, ms)
+        if best is None or (not exact and abs(t - best[1]) > self.max_route_delay_ms):
+            return None
+        return best

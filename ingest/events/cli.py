@@ -1,0 +1,82 @@
+"""``machi events run``: the derived-events worker (care alerts, bus arrivals)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import threading
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("events", help="derive care alerts and bus arrivals from telemetry")
+    cmds = p.add_subparsers(dest="events_command", required=True, metavar="COMMAND")
+    r = cmds.add_parser(
+        "run",
+        help="run the events worker",
+        description="Subscribe to wearable and bus telemetry and write care_alert and "
+        "bus_arrival points to InfluxDB. Flags override MACHI_* variables.",
+    )
+    r.add_argument("--mqtt-url", help="broker URL [MACHI_MQTT_URL]")
+    r.add_argument("--influx-url", help="InfluxDB URL [MACHI_INFLUX_URL]")
+    r.add_argument("--influx-db", help="database [MACHI_INFLUX_DB]")
+    r.add_argument("--topic-prefix", help="topic prefix [MACHI_TOPIC_PREFIX]")
+    r.add_argument("--client-id", default="machi-events", help="persistent session id")
+    r.add_argument("--gtfs", type=Path, help="GTFS static zip for bus arrivals [MACHI_GTFS]")
+    r.add_argument("--radius-m", type=float, default=50.0, help="stop radius (default 50 m)")
+    r.add_argument("--hr-low", type=float, help="bpm [MACHI_CARE_HR_LOW, default 50]")
+    r.add_argument("--hr-high", type=float, help="bpm [MACHI_CARE_HR_HIGH, default 120]")
+    r.add_argument("--hr-sustain-s", type=float, help="seconds [MACHI_CARE_HR_SUSTAIN_S, 60]")
+    r.add_argument("--spo2-low", type=float, help="percent [MACHI_CARE_SPO2_LOW, default 90]")
+    r.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from contract.settings import ConfigError, Settings
+    from ingest.events.care import CareRules
+    from ingest.events.gtfs import GtfsError, Schedule
+    from ingest.events.worker import EventsOptions, EventsWorker
+
+    settings = Settings.from_env(
+        mqtt_url=args.mqtt_url,
+        influx_url=args.influx_url,
+        influx_db=args.influx_db,
+        topic_prefix=args.topic_prefix,
+    )
+
+    def num(flag: float | None, name: str, default: float) -> float:
+        if flag is not None:
+            return flag
+        raw = os.environ.get(name)
+        try:
+            return float(raw) if raw else default
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r} is not a number") from None
+
+    try:
+        rules = CareRules(
+            hr_low_bpm=num(args.hr_low, "MACHI_CARE_HR_LOW", 50),
+            hr_high_bpm=num(args.hr_high, "MACHI_CARE_HR_HIGH", 120),
+            hr_sustain_s=num(args.hr_sustain_s, "MACHI_CARE_HR_SUSTAIN_S", 60),
+            spo2_low_pct=num(args.spo2_low, "MACHI_CARE_SPO2_LOW", 90),
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    gtfs = args.gtfs or (Path(os.environ["MACHI_GTFS"]) if os.environ.get("MACHI_GTFS") else None)
+    schedule = None
+    if gtfs is not None:
+        try:
+            schedule = Schedule.load(gtfs)
+        except GtfsError as exc:
+            raise ConfigError(str(exc)) from None
+    worker = EventsWorker(
+        settings, rules, schedule, EventsOptions(client_id=args.client_id, radius_m=args.radius_m)
+    )
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    worker.start()
+    done.wait()
+    worker.stop()
+    return 0

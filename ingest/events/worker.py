@@ -1,0 +1,262 @@
+"""The events worker: telemetry in, care alerts and bus arrivals out, at least once.
+
+Flow per message (on a processing thread, so paho's network loop never blocks):
+decode with ``contract.schema.decode_message`` -> derive events -> publish each alert
+(QoS 1, waiting for the broker's PUBACK) -> write the derived points to InfluxDB
+(retrying until it answers) -> acknowledge the telemetry message. A crash anywhere
+before the ack means redelivery; redelivered readings are skipped by the trackers and
+the points are idempotent (same tags + timestamp), so nothing doubles.
+
+On start, episode and visit state is rebuilt from InfluxDB (the last ``care_alert`` per
+device and type, the last ``bus_arrival`` per bus and stop).
+"""
+
+# ruff: noqa: S608 -- queries here are constants plus a number we format.
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import paho.mqtt.client as mqtt
+
+from contract.events import BUS_ARRIVAL, CARE_ALERT
+from contract.influx import InfluxError, InfluxV1
+from contract.mqtt import MqttOptions, connect, make_client
+from contract.schema import BusMessage, Reason, Rejected, WearableMessage, decode_message
+from contract.settings import Settings
+from contract.topics import Topics
+from ingest.events.arrivals import ArrivalMatcher
+from ingest.events.care import AlertEvent, CareRules, CareTracker
+from ingest.events.gtfs import Schedule
+
+log = logging.getLogger("machi.events")
+
+
+@dataclass(frozen=True)
+class EventsOptions:
+    client_id: str = "machi-events"
+    protocol: int = 5
+    radius_m: float = 50.0
+    stats_interval_s: float = 60.0
+    receive_maximum: int = 100
+
+
+class EventsWorker:
+    def __init__(
+        self,
+        settings: Settings,
+        rules: CareRules | None = None,
+        schedule: Schedule | None = None,
+        opts: EventsOptions | None = None,
+    ) -> None:
+        self.settings = settings
+        self.opts = opts or EventsOptions()
+        self.topics = Topics(settings.topic_prefix)
+        self.care = CareTracker(rules)
+        self.arrivals = ArrivalMatcher(schedule, self.opts.radius_m) if schedule else None
+        self.influx = InfluxV1(
+            settings.influx_url,
+            settings.influx_db,
+            user=settings.influx_user,
+            password=settings.influx_password,
+            token=settings.influx_token,
+        )
+        self.stats: Counter[str] = Counter()
+        self._queue: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._mqtt_opts = MqttOptions(
+            client_id=self.opts.client_id,
+            persistent=True,
+            protocol=self.opts.protocol,
+            manual_ack=True,
+            receive_maximum=self.opts.receive_maximum,
+        )
+        self.client, self._url = make_client(settings, self._mqtt_opts)
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self.connected = threading.Event()
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._wait_for_influx()
+        self.restore()
+        self._thread = threading.Thread(target=self._run, name="events-process", daemon=True)
+        self._thread.start()
+        connect(self.client, self._url, self._mqtt_opts)
+        self.client.loop_start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        self.client.disconnect()
+        self.client.loop_stop()
+        self.influx.close()
+
+    def _wait_for_influx(self) -> None:
+        delay = 0.5
+        while not self._stop.is_set():
+            try:
+                self.influx.create_database()
+                return
+            except (httpx.HTTPError, InfluxError) as exc:
+                log.warning("InfluxDB not ready, retrying", extra={"fields": {"error": str(exc)}})
+                self._stop.wait(delay)
+                delay = min(delay * 2, 10)
+
+    def restore(self) -> None:
+        """Rebuild episode and stop-visit state from what is already in InfluxDB."""
+        rows = self.influx.rows(
+            f'SELECT LAST(state) AS state, episode_ms FROM {CARE_ALERT} GROUP BY device_id, "type"'
+        )
+        for r in rows:
+            self.care.restore(
+                r["device_id"], r["type"], r["state"], int(r["episode_ms"] or 0), int(r["time"])
+            )
+        if self.arrivals is not None:
+            for r in self.influx.rows(
+                f"SELECT LAST(delay_s) FROM {BUS_ARRIVAL} WHERE time > now() - 1d "
+                "GROUP BY device_id, stop_id"
+            ):
+                self.arrivals.restore(r["device_id"], r["stop_id"], int(r["time"]))
+        log.info(
+            "state restored",
+            extra={
+                "fields": {"open_episodes": self.care.open_episodes(), "alert_series": len(rows)}
+            },
+        )
+
+    # -- MQTT callbacks (network thread) ----------------------------------------------
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any = None) -> None:
+        if rc.is_failure:
+            log.error("MQTT connect refused", extra={"fields": {"reason": str(rc)}})
+            return
+        subs = [(self.topics.telemetry_filter("wearable"), 1)]
+        if self.arrivals is not None:
+            subs.append((self.topics.telemetry_filter("bus"), 1))
+        # Subscribing on every connect: a broker that lost the session still gets them.
+        client.subscribe(subs)
+        self.connected.set()
+        log.info("connected", extra={"fields": {"subscriptions": [s for s, _ in subs]}})
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        self._queue.put(msg)
+
+    # -- processing thread ------------------------------------------------------------
+
+    def _run(self) -> None:
+        next_stats = time.monotonic() + self.opts.stats_interval_s
+        while not self._stop.is_set():
+            try:
+                msg = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                msg = None
+            if msg is not None:
+                if self.handle(msg.topic, bytes(msg.payload)):
+                    if msg.qos > 0:
+                        self.client.ack(msg.mid, msg.qos)
+                else:
+                    return  # stopping mid-message: leave it unacked for redelivery
+            if time.monotonic() >= next_stats:
+                next_stats = time.monotonic() + self.opts.stats_interval_s
+                log.info("events stats", extra={"fields": dict(self.stats)})
+
+    def handle(self, topic: str, payload: bytes) -> bool:
+        """Process one message; True when it may be acknowledged."""
+        self.stats["messages"] += 1
+        parsed = self.topics.parse_telemetry(topic)
+        try:
+            if parsed is None:
+                raise Rejected(Reason.BAD_TOPIC, f"{topic!r} is not a telemetry topic")
+            kind, device_id = parsed
+            msg = decode_message(kind, device_id, payload, int(time.time() * 1000))
+        except Rejected as exc:
+            # Ingest dead-letters the same message for inspection; here it is counted and
+            # logged, then acknowledged so one bad payload never stalls the stream.
+            self.stats[f"rejected_{exc.reason.value}"] += 1
+            log.warning(
+                "rejected telemetry",
+                extra={
+                    "fields": {
+                        "topic": topic,
+                        "reason": exc.reason.value,
+                        "detail": exc.detail,
+                        "payload_head": payload[:200].decode("utf-8", "replace"),
+                    }
+                },
+            )
+            return True
+        alerts: list[AlertEvent] = []
+        lines: list[str] = []
+        if isinstance(msg, WearableMessage):
+            alerts = self.care.process(msg.device_id, msg.site, msg.readings)
+            lines = [a.line() for a in alerts]
+        elif isinstance(msg, BusMessage) and self.arrivals is not None:
+            arrivals = self.arrivals.process(msg.device_id, msg.site, msg.readings)
+            lines = [a.line() for a in arrivals]
+            self.stats["arrivals"] += len(arrivals)
+        self.stats["readings"] += len(msg.readings)
+        for a in alerts:
+            if not self._publish(a):
+                return False
+            self.stats[f"alerts_{a.state}"] += 1
+        return not lines or self._write(lines)
+
+    def _publish(self, a: AlertEvent) -> bool:
+        topic = self.topics.alert("care", a.device_id)
+        payload = json.dumps(a.payload()).encode()
+        while not self._stop.is_set():
+            info = self.client.publish(topic, payload, qos=1, retain=False)
+            deadline = time.monotonic() + 30
+            while not self._stop.is_set() and time.monotonic() < deadline:
+                if info.is_published():
+                    return True
+                if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+                    break
+                time.sleep(0.01)
+            if info.is_published():
+                return True
+            log.warning(
+                "alert publish not acknowledged yet, retrying", extra={"fields": {"topic": topic}}
+            )
+        return False
+
+    def _write(self, lines: list[str]) -> bool:
+        body = "\n".join(lines).encode()
+        delay = 0.2
+        while not self._stop.is_set():
+            try:
+                r = self.influx.write_lines(body)
+            except httpx.HTTPError as exc:
+                log.warning(
+                    "InfluxDB write failed, retrying", extra={"fields": {"error": str(exc)}}
+                )
+            else:
+                if r.status_code == 204:
+                    return True
+                if r.status_code == 400:
+                    # Derived points are built from validated readings; a 400 is a bug or
+                    # a schema conflict, and retrying cannot fix it.
+                    self.stats["write_rejected"] += 1
+                    log.error(
+                        "InfluxDB refused derived points",
+                        extra={"fields": {"status": 400, "body": r.text[:500], "lines": lines[:5]}},
+                    )
+                    return True
+                log.warning(
+                    "InfluxDB write failed, retrying",
+                    extra={"fields": {"status": r.status_code, "body": r.text[:200]}},
+                )
+            self._stop.wait(delay)
+            delay = min(delay * 2, 10)
+        return False
