@@ -13,8 +13,8 @@ from collections.abc import Iterable, Mapping
 
 from contract.schema import READING_TAGS, Message
 
-_MEASUREMENT_ESC = str.maketrans({",": r"\,", " ": r"\ ", "\\": "\\\\"})
-_TAG_ESC = str.maketrans({",": r"\,", " ": r"\ ", "=": r"\=", "\\": "\\\\"})
+_MEASUREMENT_ESC = str.maketrans({",": r"\,", " ": r"\ "})
+_TAG_ESC = str.maketrans({",": r"\,", " ": r"\ ", "=": r"\="})
 _STR_ESC = str.maketrans({'"': r"\"", "\\": "\\\\"})
 
 FieldValue = float | int | bool | str
@@ -25,9 +25,11 @@ class SerializeError(ValueError):
 
 
 def _no_newlines(s: str, what: str) -> str:
-    # Line protocol has no escape for newlines in keys or tags: refuse instead of guessing.
-    if "\n" in s or "\r" in s:
-        raise SerializeError(f"{what} {s!r} contains a line break")
+    # Line protocol has no escape for line breaks in names and tags, and InfluxDB 1.x keeps
+    # a backslash there literally -- so a trailing one would escape the separator after
+    # it. Neither can be written faithfully: refuse them instead of guessing.
+    if "\n" in s or "\r" in s or "\\" in s:
+        raise SerializeError(f"{what} {s!r} contains a line break or a backslash")
     if not s:
         raise SerializeError(f"{what} is empty")
     return s

@@ -134,6 +134,8 @@ class Reason(enum.StrEnum):
     TOPIC_MISMATCH = "topic_mismatch"
     TIME_RANGE = "time_range"
     DB_REJECTED = "db_rejected"
+    #: A bug in machi, not in the message; kept so that the message is not lost.
+    INTERNAL = "internal_error"
 
 
 class Rejected(Exception):
@@ -177,7 +179,7 @@ def decode_message(
         msg = decoder.decode(payload)
     except msgspec.ValidationError as exc:
         raise Rejected(Reason.SCHEMA, str(exc)) from None
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise Rejected(
             Reason.INVALID_JSON, f"{exc}; the payload must be a UTF-8 JSON object"
         ) from None

@@ -129,12 +129,15 @@ class IngestService:
         """Store what was received, acknowledge it, then disconnect."""
         with self._lock:
             self._seal_locked()
-        for _ in self._threads:
+        writers = [t for t in self._threads if t.name.startswith("ingest-writer")]
+        for _ in writers:
             self._put(None)
         deadline = time.monotonic() + timeout
-        for t in self._threads:
+        for t in writers:
             t.join(max(0.0, deadline - time.monotonic()))
         self._stop.set()
+        for t in self._threads:
+            t.join(1.0)
         self.client.disconnect()
         self.client.loop_stop()
         self.deadletters.close()
@@ -199,6 +202,12 @@ class IngestService:
                 raise Rejected(Reason.BAD_TOPIC, f"topic {topic!r} is not a contract v1 topic")
         except Rejected as exc:
             self._reject(exc.reason.value, exc.detail, topic, payload)
+        except Exception as exc:
+            # An exception escaping this callback would kill paho's network thread and
+            # stall the stream; keep the message for inspection instead.
+            log.exception("bug while decoding a message; dead-lettering it")
+            lines = []
+            self._reject(Reason.INTERNAL.value, repr(exc), topic, payload)
         self._add(_Item(msg.mid, msg.qos, generation, topic, payload, 0, len(lines)), lines, max_t)
 
     def _status_line(self, topic: str, payload: bytes, now_ms: int) -> str:
