@@ -24,11 +24,11 @@ SERVICE_GRANTS: dict[str, tuple[tuple[str, str], ...]] = {
         ("write", "deadletter/#"),
         ("write", "alerts/#"),
     ),
-    # The events worker derives care alerts / bus arrivals from the telemetry stream and
-    # announces alerts.
+    # The events worker (ingest/events) derives care alerts from wearables and stop
+    # arrivals from buses, and announces alerts.
     "events": (
-        ("read", "telemetry/+/+"),
-        ("read", "status/+"),
+        ("read", "telemetry/wearable/+"),
+        ("read", "telemetry/bus/+"),
         ("write", "alerts/#"),
     ),
     # The KPI API reads InfluxDB; on MQTT it may only follow alerts and agent status
