@@ -126,6 +126,7 @@ class KpiEngine:
     def __init__(self, influx: InfluxV1, config: KpiConfig | None = None) -> None:
         self.influx = influx
         self.config = config or KpiConfig()
+        self.last_query = ""
         self._themes: dict[str, Callable[[Window], ThemeResult]] = {
             "green": self.green,
             "care": self.care,
@@ -142,9 +143,9 @@ class KpiEngine:
 
     def run(self, statements: list[str]) -> list[list[dict[str, Any]]]:
         """Run several statements in one request; return each statement's series."""
+        self.last_query = ";\n".join(statements)  # kept for benchmarks and debugging
         r = self.influx.http.get(
-            "/query",
-            params={"q": ";\n".join(statements), "db": self.influx.db, "epoch": "ms"},
+            "/query", params={"q": self.last_query, "db": self.influx.db, "epoch": "ms"}
         )
         body = InfluxV1._result(r)
         out: list[list[dict[str, Any]]] = [[] for _ in statements]

@@ -1,0 +1,230 @@
+"""``machi bench api``: KPI API latency over 1,000 devices x 24 h in a real influxd.
+
+Loads the data (contract line protocol, straight into InfluxDB), serves the API with
+uvicorn on a loopback port in this process, and times ``GET /v1/kpis/{theme}`` for a
+fixed 24-hour window with the answer cache off. The ceiling is the same InfluxQL sent
+bare to InfluxDB in the same run: the ratio shows what the API adds on top.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import logging
+import random
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from api.kpis import THEMES, KpiEngine, Window
+from contract.influx import InfluxV1
+from contract.lineprotocol import line, message_lines
+from contract.schema import make_message
+from contract.settings import Settings
+from machi.servers import Influxd, free_port
+
+KEY = "bench-operator-key-000000"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--devices", type=int, default=1000, help="devices in total (default 1000)")
+    p.add_argument("--hours", type=float, default=24.0, help="hours of data (default 24)")
+    p.add_argument("--interval", type=float, default=300.0, help="seconds between readings")
+    p.add_argument("--requests", type=int, default=50, help="timed requests per theme")
+    p.add_argument("--workdir", type=Path, help="influxd data dir (default: a temp dir)")
+    p.add_argument("--target-ms", type=float, default=100.0, help="p99 target (default 100)")
+
+
+def _pct(xs: list[float], q: float) -> float:
+    s = sorted(xs)
+    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
+
+
+def load(influx: InfluxV1, devices: int, end_ms: int, hours: float, interval_s: float) -> int:
+    """Meters 60 %, wearables 30 %, buses 10 %, plus derived alerts and arrivals."""
+    rng = random.Random(1)
+    n = int(hours * 3600 / interval_s)
+    times = [end_ms - int((n - i) * interval_s * 1000) for i in range(n)]
+    batch: list[str] = []
+    total = 0
+
+    def flush(force: bool = False) -> None:
+        nonlocal batch, total
+        if batch and (force or len(batch) >= 5000):
+            r = influx.write_lines(gzip.compress("\n".join(batch).encode(), 1), gzip=True)
+            r.raise_for_status()
+            total += len(batch)
+            batch = []
+
+    sites = [f"site-{i}" for i in range(8)]
+    for d in range(devices):
+        site = sites[d % len(sites)]
+        if d < devices * 0.6:
+            kwh = rng.uniform(100, 1000)
+            rs = []
+            for t in times:
+                kwh += rng.uniform(0, 0.2)
+                rs.append(
+                    {
+                        "t": t,
+                        "power_w": rng.uniform(-2000, 3000),
+                        "energy_import_kwh": kwh,
+                        "energy_export_kwh": kwh / 10,
+                    }
+                )
+            msg = make_message("energy_meter", f"m{d:04d}", site, 1, rs)
+        elif d < devices * 0.9:
+            rs = [{"t": t, "heart_rate_bpm": rng.gauss(70, 8), "spo2_pct": 97.0} for t in times]
+            msg = make_message("wearable", f"w{d:04d}", site, 1, rs)
+            for t in rng.sample(times, 2):
+                batch.append(
+                    line(
+                        "care_alert",
+                        {
+                            "device_id": f"w{d:04d}",
+                            "site": site,
+                            "type": rng.choice(("hr_high", "fall")),
+                        },
+                        {"state": "open", "value": 1.0, "episode_ms": t},
+                        t,
+                    )
+                )
+        else:
+            rs = [
+                {
+                    "t": t,
+                    "lat": 34.7 + rng.random() / 50,
+                    "lon": 137.4 + rng.random() / 50,
+                    "route_id": f"R{d % 5}",
+                    "speed_kmh": rng.uniform(0, 40),
+                }
+                for t in times
+            ]
+            msg = make_message("bus", f"b{d:04d}", site, 1, rs)
+            for t in times:
+                batch.append(
+                    line(
+                        "bus_arrival",
+                        {
+                            "device_id": f"b{d:04d}",
+                            "route_id": f"R{d % 5}",
+                            "site": site,
+                            "stop_id": f"S{rng.randrange(20)}",
+                        },
+                        {"delay_s": rng.gauss(60, 90), "trip_id": "T", "scheduled_ms": t},
+                        t,
+                    )
+                )
+        batch.extend(message_lines(msg))
+        flush()
+    for i, t in enumerate(times):
+        batch.append(
+            line(
+                "ingest_stats",
+                {"worker": "w1"},
+                {"messages": i, "readings": i, "rejected": i // 10, "lag_s": 0.2, "pending": 0},
+                t,
+            )
+        )
+    flush(force=True)
+    return total
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.app import create_app
+    from api.config import ApiConfig, KpiConfig
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
+    tmp = tempfile.TemporaryDirectory(prefix="machi-bench-api-")
+    workdir = args.workdir or Path(tmp.name)
+    influxd = Influxd(workdir / "influxd")
+    influxd.start()
+    server = None
+    try:
+        settings = Settings(influx_url=influxd.url, influx_db="bench")
+        influx = InfluxV1(influxd.url, "bench", timeout=120)
+        influx.create_database()
+        end_ms = (int(time.time()) // 60) * 60_000
+        t0 = time.perf_counter()
+        points = load(influx, args.devices, end_ms, args.hours, args.interval)
+        print(
+            f"loaded {points:,} points for {args.devices} devices x {args.hours:g} h "
+            f"in {time.perf_counter() - t0:.1f} s"
+        )
+
+        cfg = ApiConfig(keys=f"{KEY}:operator", cache_ttl_s=0, audit_log=workdir / "audit.jsonl")
+        app = create_app(settings, cfg, KpiConfig())
+        port = free_port()
+        server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+        )
+        threading.Thread(target=server.run, daemon=True).start()
+        base = f"http://127.0.0.1:{port}"
+        http = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {KEY}"}, timeout=60)
+        while not server.started:
+            time.sleep(0.05)
+        from datetime import UTC, datetime, timedelta
+
+        end = datetime.fromtimestamp(end_ms / 1000, UTC)
+        start = end - timedelta(hours=24)
+        params = {
+            "start": start.isoformat().replace("+00:00", "Z"),
+            "end": end.isoformat().replace("+00:00", "Z"),
+        }
+        engine = KpiEngine(influx, KpiConfig())
+        print(
+            f"\n{'theme':<10} {'API p50':>9} {'API p99':>9} {'bare p50':>9} {'bare p99':>9} "
+            f"{'ratio p50':>9}  target p99<={args.target_ms:g} ms"
+        )
+        worst = 0.0
+        for theme in THEMES:
+            engine.theme(theme, Window(start, end))
+            q = engine.last_query
+            for _ in range(3):  # warm both paths
+                http.get(f"/v1/kpis/{theme}", params=params).raise_for_status()
+                influx.http.get("/query", params={"q": q, "db": "bench", "epoch": "ms"})
+            api_ms, bare_ms = [], []
+            for _ in range(args.requests):
+                t = time.perf_counter()
+                http.get(f"/v1/kpis/{theme}", params=params).raise_for_status()
+                api_ms.append((time.perf_counter() - t) * 1000)
+                t = time.perf_counter()
+                influx.http.get("/query", params={"q": q, "db": "bench", "epoch": "ms"})
+                bare_ms.append((time.perf_counter() - t) * 1000)
+            a50, a99 = statistics.median(api_ms), _pct(api_ms, 0.99)
+            b50, b99 = statistics.median(bare_ms), _pct(bare_ms, 0.99)
+            worst = max(worst, a99)
+            ok = "ok" if a99 <= args.target_ms else "MISSED"
+            print(f"{theme:<10} {a50:9.1f} {a99:9.1f} {b50:9.1f} {b99:9.1f} {a50 / b50:9.2f}  {ok}")
+        # With the cache on (the default TTL), repeated requests skip InfluxDB entirely.
+        cached = create_app(
+            settings,
+            ApiConfig(keys=f"{KEY}:operator", cache_ttl_s=60, audit_log=workdir / "audit.jsonl"),
+            KpiConfig(),
+        )
+        from fastapi.testclient import TestClient
+
+        tc = TestClient(cached)
+        tc.get("/v1/kpis/green", params=params, headers={"Authorization": f"Bearer {KEY}"})
+        hits = []
+        for _ in range(args.requests):
+            t = time.perf_counter()
+            tc.get("/v1/kpis/green", params=params, headers={"Authorization": f"Bearer {KEY}"})
+            hits.append((time.perf_counter() - t) * 1000)
+        print(
+            f"\ncached green (in-process, TTL hit): p50 {statistics.median(hits):.2f} ms, "
+            f"p99 {_pct(hits, 0.99):.2f} ms"
+        )
+        print(f"worst uncached p99: {worst:.1f} ms (target {args.target_ms:g} ms)")
+        return 0
+    finally:
+        if server is not None:
+            server.should_exit = True
+        influxd.stop()
+        tmp.cleanup()

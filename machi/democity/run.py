@@ -1,0 +1,70 @@
+"""Demo helpers: write the GTFS feed, backfill history through MQTT, print the KPIs."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+from contract.settings import Settings
+from machi.simulate import Fleet, Publisher
+
+
+def backfill(
+    settings: Settings,
+    fleet: Fleet,
+    hours: float = 2.0,
+    interval_s: float = 10.0,
+    per_message: int = 30,
+    end_ms: int | None = None,
+    client_id: str = "machi-democity-backfill",
+) -> int:
+    """Publish ``hours`` of past telemetry, oldest first, ending at ``end_ms`` (now).
+
+    It goes through the broker like live data, so ingest stores it and the events
+    worker derives alerts and arrivals from it. Returns the number of readings sent.
+    """
+    end = end_ms if end_ms is not None else int(time.time() * 1000)
+    chunk_ms = int(interval_s * per_message * 1000)
+    t = end - int(hours * 3_600_000) + chunk_ms
+    pub = Publisher(settings, client_id)
+    readings = 0
+    try:
+        while t <= end:
+            for msg in fleet.messages(t, interval_s, per_message):
+                pub.publish(msg)
+                readings += len(msg.readings)
+            t += chunk_ms
+    finally:
+        pub.close()
+    return readings
+
+
+def fetch_kpis(api_url: str, key: str | None = None, **params: str) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    r = httpx.get(f"{api_url.rstrip('/')}/v1/kpis", params=params, headers=headers, timeout=30)
+    r.raise_for_status()
+    data: dict[str, Any] = r.json()
+    return data
+
+
+def format_kpis(data: dict[str, Any]) -> str:
+    """The /v1/kpis answer as a plain-text table."""
+    lines = [
+        f"KPIs {data['start']} .. {data['end']}"
+        + (f" site={data['site']}" if data.get("site") else "")
+    ]
+    for theme in data["themes"]:
+        lines.append(f"\n[{theme['theme']}]")
+        for k in theme["kpis"]:
+            if k.get("suppressed"):
+                value = "(suppressed: < k residents)"
+            elif k["value"] is None:
+                value = "(no data)"
+            else:
+                value = f"{k['value']:.6g} {k['unit']}"
+            lines.append(f"  {k['id']:<26} {value}")
+        for note in theme.get("notes", []):
+            lines.append(f"  note: {note}")
+    return "\n".join(lines)
