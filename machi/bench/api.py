@@ -65,7 +65,7 @@ def load(influx: InfluxV1, devices: int, end_ms: int, hours: float, interval_s: 
         site = sites[d % len(sites)]
         if d < devices * 0.6:
             kwh = rng.uniform(100, 1000)
-            rs = []
+            rs: list[dict[str, object]] = []
             for t in times:
                 kwh += rng.uniform(0, 0.2)
                 rs.append(
