@@ -91,6 +91,7 @@ class IngestService:
         self.client, self.url = make_client(cfg.settings, self.opts)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
+        self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
 
     # -- lifecycle -------------------------------------------------------------------
@@ -128,7 +129,9 @@ class IngestService:
     def stop(self, timeout: float = 30.0) -> None:
         """Store what was received, acknowledge it, then disconnect."""
         with self._lock:
-            self._seal_locked()
+            last = self._take_locked()
+        if last is not None:
+            self._put(last)
         writers = [t for t in self._threads if t.name.startswith("ingest-writer")]
         for _ in writers:
             self._put(None)
@@ -168,14 +171,22 @@ class IngestService:
             client.subscribe([(f, SubscribeOptions(qos=1)) for f in self._filters()])
         else:
             client.subscribe([(f, 1) for f in self._filters()])
-        self._connected.set()
-        self.metrics.connected.set(1)
         log.info(
             "connected to broker",
             extra={
                 "fields": {"session_present": flags.session_present, "filters": self._filters()}
             },
         )
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:  # type: ignore[no-untyped-def]
+        # Ready only once the broker has the subscription: a message published before the
+        # SUBACK of a brand-new session would not be queued for us.
+        failed = [rc for rc in reason_codes if rc.is_failure]
+        if failed:
+            log.error("broker refused the subscription: %s (check the ACL)", failed)
+            return
+        self._connected.set()
+        self.metrics.connected.set(1)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
         self._connected.clear()
@@ -214,7 +225,7 @@ class IngestService:
         agent_id = topic[len(self._status_prefix) :]
         try:
             st = decode_status(payload)
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
             raise Rejected(Reason.SCHEMA, f"agent status: {exc}") from None
         if st.agent_id != agent_id:
             raise Rejected(Reason.TOPIC_MISMATCH, f"status agent_id {st.agent_id!r} != topic")
@@ -259,18 +270,21 @@ class IngestService:
             b.readings += len(lines)
             if max_t > b.max_t:
                 b.max_t = max_t
-            if len(b.lines) >= self.cfg.batch_lines:
-                self._seal_locked()
+            full = self._take_locked() if len(b.lines) >= self.cfg.batch_lines else None
             self._pending += len(lines)
         self.metrics.pending.inc(len(lines))
+        if full is not None:
+            # Blocks the network loop when writers fall behind: backpressure to the broker.
+            # Never while holding the lock, which the writers need to finish a batch.
+            self._put(full)
 
-    def _seal_locked(self) -> None:
+    def _take_locked(self) -> _Batch | None:
+        """Close the open batch and return it (None if empty)."""
         b = self._batch
         if not b.items and not b.lines:
-            return
+            return None
         self._batch = _Batch()
-        # Blocks the network loop when writers fall behind: backpressure to the broker.
-        self._put(b)
+        return b
 
     def _put(self, b: _Batch | None) -> None:
         while True:
@@ -286,13 +300,15 @@ class IngestService:
         tick = min(0.1, self.cfg.batch_s / 4)
         while not self._stop.wait(tick):
             now = time.monotonic()
+            due = None
             with self._lock:
                 if now >= next_stats:
                     next_stats = now + self.cfg.stats_interval_s
                     self._batch.lines.extend(self._stats_lines())
-                b = self._batch
-                if (b.items or b.lines) and now - b.opened >= self.cfg.batch_s:
-                    self._seal_locked()
+                if now - self._batch.opened >= self.cfg.batch_s:
+                    due = self._take_locked()
+            if due is not None:
+                self._put(due)
 
     def _stats_lines(self) -> list[str]:
         now_ms = time.time_ns() // 1_000_000
@@ -358,8 +374,7 @@ class IngestService:
                 )
         self.deadletters.sync()
         stored = b.readings - len(rejections)
-        with self._lock:
-            generation = self._generation
+        generation = self._generation
         connected = self._connected.is_set()
         for it in b.items:
             if it.qos and connected and it.generation == generation:

@@ -225,11 +225,6 @@ def _wait_for(
     return entries, got
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ingest/service.py _status_line catches msgspec errors but not UnicodeDecodeError, "
-    "so invalid UTF-8 in a status string is dead-lettered as internal_error, not schema",
-)
 def test_invalid_utf8_status_is_a_schema_reject(
     settings: Settings, influx: InfluxV1, ingest_proc: dict[str, Any]
 ) -> None:
