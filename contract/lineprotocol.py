@@ -9,7 +9,8 @@ overwrites it: redeliveries never count twice.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any, cast
 
 from contract.schema import READING_TAGS, Message
 
@@ -83,44 +84,80 @@ def line(
     return f"{head} {body} {int(ts_ms)}"
 
 
-# Per-kind field names in declaration order, without ``t`` and the tag fields.
-def _field_names(kind: str, cls: type) -> tuple[str, ...]:
+def _value_expr(t: object, var: str) -> str:
+    """Python source formatting ``var`` as a line-protocol value of msgspec type ``t``."""
+    import msgspec.inspect as mi
+
+    if isinstance(t, mi.BoolType):
+        return f'("true" if {var} else "false")'
+    if isinstance(t, mi.IntType):
+        return f'f"{{{var}}}i"'
+    if isinstance(t, mi.FloatType):
+        # Float fields are always floats after msgspec decoding (ints are converted),
+        # and their range bounds exclude NaN/inf; _finite guards hand-built structs.
+        return f"(repr({var}) if {var} - {var} == 0.0 else _finite({var}))"
+    if isinstance(t, mi.StrType):
+        return f"_string({var})"
+    raise TypeError(f"no line-protocol mapping for {t!r}")
+
+
+def _finite(v: float) -> str:
+    if v - v != 0.0:  # NaN or +-inf
+        raise SerializeError(f"field value {v!r} is not finite")
+    return repr(float(v))
+
+
+def _string(v: str) -> str:
+    return format_value(v)
+
+
+def _compile_fields(kind: str, cls: type) -> Callable[[Any], str]:
+    """Generate ``fields(reading) -> "a=1.0,b=2i,"`` for one reading type.
+
+    This is ingest's hot path: a generated function with direct attribute access is
+    several times faster than looping over the fields with getattr.
+    """
+    import msgspec.inspect as mi
+
     skip = {"t", *READING_TAGS[kind]}
-    return tuple(f for f in cls.__struct_fields__ if f not in skip)
+    parts: list[str] = []
+    body: list[str] = []
+    for i, f in enumerate(mi.type_info(cls).fields):  # type: ignore[attr-defined]
+        if f.name in skip:
+            continue
+        t = f.type
+        if isinstance(t, mi.UnionType):
+            t = next(x for x in t.types if not isinstance(x, mi.NoneType))
+        var = f"v{i}"
+        body.append(f"    {var} = r.{f.name}")
+        expr = _value_expr(t, var)
+        parts.append(f'(("{f.name}=" + {expr} + ",") if {var} is not None else "")')
+    src = "def fields(r):\n" + "\n".join(body) + "\n    return " + " + ".join(parts) + "\n"
+    scope: dict[str, Any] = {"_finite": _finite, "_string": _string}
+    exec(compile(src, f"<line-protocol fields of {cls.__name__}>", "exec"), scope)  # noqa: S102
+    return cast(Callable[[Any], str], scope["fields"])
 
 
-_FIELDS_CACHE: dict[type, tuple[str, ...]] = {}
+_FIELDS_CACHE: dict[type, Callable[[Any], str]] = {}
 
 
 def message_lines(msg: Message) -> list[str]:
     """Lines for every reading of a validated message, in order.
 
-    This is the hot path of ingest, so the tag prefix is built once per message and
-    each reading's fields are formatted inline.
+    The tag prefix is built once per message; field formatting is a generated function
+    per reading type (see :func:`_compile_fields`).
     """
     kind = msg.kind
     readings = msg.readings
     cls = type(readings[0])
-    names = _FIELDS_CACHE.get(cls)
-    if names is None:
-        names = _FIELDS_CACHE[cls] = _field_names(kind, cls)
-    seq_field = f"seq={msg.seq}i"
-    if kind == "bus":
-        base = f"bus,device_id={escape_key(msg.device_id)},route_id="
-        site = f",site={escape_key(msg.site)} "
-        return [
-            f"{base}{escape_key(r.route_id)}{site}{_fields(r, names)}{seq_field} {r.t}"
-            for r in readings
-        ]
+    fields = _FIELDS_CACHE.get(cls)
+    if fields is None:
+        fields = _FIELDS_CACHE[cls] = _compile_fields(kind, cls)
+    tail = f"seq={msg.seq}i "
     device, site_tag = escape_key(msg.device_id), escape_key(msg.site)
+    if kind == "bus":
+        base = f"bus,device_id={device},route_id="
+        site = f",site={site_tag} "
+        return [f"{base}{escape_key(r.route_id)}{site}{fields(r)}{tail}{r.t}" for r in readings]
     head = f"{escape_measurement(kind)},device_id={device},site={site_tag} "
-    return [f"{head}{_fields(r, names)}{seq_field} {r.t}" for r in readings]
-
-
-def _fields(r: object, names: Iterable[str]) -> str:
-    out = []
-    for name in names:
-        v = getattr(r, name)
-        if v is not None:
-            out.append(f"{name}={format_value(v)},")
-    return "".join(out)
+    return [f"{head}{fields(r)}{tail}{r.t}" for r in readings]

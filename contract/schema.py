@@ -190,19 +190,22 @@ def decode_message(
             f"kind={kind!r} device_id={device_id!r}",
         )
     lo, hi = now_ms - limits.max_past_ms, now_ms + limits.max_future_ms
-    for i, r in enumerate(msg.readings):
-        if not lo <= r.t <= hi:
-            raise Rejected(
-                Reason.TIME_RANGE,
-                f"readings[{i}].t={r.t} is outside [{lo}, {hi}] (now-{limits.max_past_ms} ms, "
-                f"now+{limits.max_future_ms} ms); check the device clock",
-            )
-        if kind == "wearable" and all(getattr(r, f) is None for f in _WEARABLE_MEASURES):
-            raise Rejected(
-                Reason.SCHEMA,
-                f"readings[{i}] has no measurement; give at least one of "
-                + ", ".join(_WEARABLE_MEASURES),
-            )
+    ts = [r.t for r in msg.readings]
+    if min(ts) < lo or max(ts) > hi:
+        i = next(i for i, t in enumerate(ts) if not lo <= t <= hi)
+        raise Rejected(
+            Reason.TIME_RANGE,
+            f"readings[{i}].t={ts[i]} is outside [{lo}, {hi}] (now-{limits.max_past_ms} ms, "
+            f"now+{limits.max_future_ms} ms); check the device clock",
+        )
+    if kind == "wearable":
+        for i, r in enumerate(msg.readings):
+            if all(getattr(r, f) is None for f in _WEARABLE_MEASURES):
+                raise Rejected(
+                    Reason.SCHEMA,
+                    f"readings[{i}] has no measurement; give at least one of "
+                    + ", ".join(_WEARABLE_MEASURES),
+                )
     return msg
 
 

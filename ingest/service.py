@@ -31,6 +31,7 @@ from ingest.metrics import IngestMetrics
 from ingest.writer import Writer, make_backend
 
 log = logging.getLogger("machi.ingest")
+_MISSING = object()
 
 
 @dataclass(slots=True)
@@ -80,6 +81,7 @@ class IngestService:
         self.reject_counts: Counter[str] = Counter()
         self._last_stored_t = 0
         self._pending = 0
+        self._topic_cache: dict[str, object] = {}
         self.opts = MqttOptions(
             client_id=cfg.client_id,
             persistent=True,
@@ -202,11 +204,17 @@ class IngestService:
         lines: list[str] = []
         max_t = 0
         try:
-            parsed = self.topics.parse_telemetry(topic)
+            parsed = self._topic_cache.get(topic, _MISSING)
+            if parsed is _MISSING:
+                parsed = self.topics.parse_telemetry(topic)
+                if len(self._topic_cache) > 200_000:  # bound memory on topic floods
+                    self._topic_cache.clear()
+                self._topic_cache[topic] = parsed
             if parsed is not None:
-                message = decode_message(parsed[0], parsed[1], payload, now_ms, self.cfg.limits)
+                kind, device_id = parsed  # type: ignore[misc]
+                message = decode_message(kind, device_id, payload, now_ms, self.cfg.limits)
                 lines = message_lines(message)
-                max_t = max(r.t for r in message.readings)
+                max_t = message.readings[-1].t
             elif topic.startswith(self._status_prefix):
                 lines = [self._status_line(topic, payload, now_ms)]
             else:
@@ -272,7 +280,6 @@ class IngestService:
                 b.max_t = max_t
             full = self._take_locked() if len(b.lines) >= self.cfg.batch_lines else None
             self._pending += len(lines)
-        self.metrics.pending.inc(len(lines))
         if full is not None:
             # Blocks the network loop when writers fall behind: backpressure to the broker.
             # Never while holding the lock, which the writers need to finish a batch.
@@ -386,7 +393,7 @@ class IngestService:
         self.metrics.readings.inc(stored)
         with self._lock:
             self._pending -= b.readings
-        self.metrics.pending.dec(b.readings)
+            self.metrics.pending.set(self._pending)
         self.metrics.batch_seconds.observe(time.perf_counter() - t0)
         self.metrics.batch_lines.observe(len(b.lines))
         if b.max_t > self._last_stored_t:
