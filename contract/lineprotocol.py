@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
-from contract.schema import READING_TAGS, Message
+from contract.schema import READING_TAGS, BusReading, Message
 
 _MEASUREMENT_ESC = str.maketrans({",": r"\,", " ": r"\ "})
 _TAG_ESC = str.maketrans({",": r"\,", " ": r"\ ", "=": r"\="})
@@ -158,6 +158,9 @@ def message_lines(msg: Message) -> list[str]:
     if kind == "bus":
         base = f"bus,device_id={device},route_id="
         site = f",site={site_tag} "
-        return [f"{base}{escape_key(r.route_id)}{site}{fields(r)}{tail}{r.t}" for r in readings]
+        return [
+            f"{base}{escape_key(r.route_id)}{site}{fields(r)}{tail}{r.t}"
+            for r in cast(list[BusReading], readings)
+        ]
     head = f"{escape_measurement(kind)},device_id={device},site={site_tag} "
     return [f"{head}{fields(r)}{tail}{r.t}" for r in readings]

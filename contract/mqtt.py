@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
@@ -64,7 +65,7 @@ def make_client(settings: Settings, opts: MqttOptions) -> tuple[mqtt.Client, Mqt
 def connect(client: mqtt.Client, url: MqttUrl, opts: MqttOptions) -> None:
     """Start connecting (asynchronously; paho's loop retries until the broker answers)."""
     props = None
-    clean_start: bool | int = mqtt.MQTT_CLEAN_START_FIRST_ONLY
+    clean_start: Any = mqtt.MQTT_CLEAN_START_FIRST_ONLY
     if opts.protocol == 5:
         props = Properties(PacketTypes.CONNECT)
         if opts.persistent:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ingest.config import IngestConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -48,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def config_from_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def config_from_args(args: argparse.Namespace) -> IngestConfig:
     from contract.schema import Limits
     from contract.settings import Settings
     from ingest.config import IngestConfig

@@ -14,6 +14,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import msgspec
 import paho.mqtt.client as mqtt
@@ -148,7 +149,7 @@ class IngestService:
         self.deadletters.close()
         log.info("ingest stopped", extra={"fields": dict(self.counts)})
 
-    def _spawn(self, target, name: str) -> None:  # type: ignore[no-untyped-def]
+    def _spawn(self, target: Any, name: str) -> None:
         t = threading.Thread(target=target, name=name, daemon=True)
         t.start()
         self._threads.append(t)
@@ -161,7 +162,7 @@ class IngestService:
             filters = [f"$share/{self.cfg.shared_group}/{f}" for f in filters]
         return filters
 
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             log.error("broker refused the connection: %s", reason_code)
             return
@@ -180,7 +181,7 @@ class IngestService:
             },
         )
 
-    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:  # type: ignore[no-untyped-def]
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
         # Ready only once the broker has the subscription: a message published before the
         # SUBACK of a brand-new session would not be queued for us.
         failed = [rc for rc in reason_codes if rc.is_failure]
@@ -190,16 +191,16 @@ class IngestService:
         self._connected.set()
         self.metrics.connected.set(1)
 
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self._connected.clear()
         self.metrics.connected.set(0)
         if not self._stop.is_set():
             log.warning("disconnected from broker (%s); reconnecting", reason_code)
 
-    def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:  # type: ignore[no-untyped-def]
+    def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
         generation = self._generation
         topic = msg.topic
-        payload = msg.payload
+        payload = bytes(msg.payload)
         now_ms = time.time_ns() // 1_000_000
         lines: list[str] = []
         max_t = 0
@@ -211,7 +212,7 @@ class IngestService:
                     self._topic_cache.clear()
                 self._topic_cache[topic] = parsed
             if parsed is not None:
-                kind, device_id = parsed  # type: ignore[misc]
+                kind, device_id = cast(tuple[str, str], parsed)
                 message = decode_message(kind, device_id, payload, now_ms, self.cfg.limits)
                 lines = message_lines(message)
                 max_t = message.readings[-1].t

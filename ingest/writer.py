@@ -14,7 +14,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 import httpx
 
@@ -95,20 +95,26 @@ class V2Backend:
         from influxdb_client import InfluxDBClient
         from influxdb_client.client.write_api import SYNCHRONOUS
 
+        if not (settings.influx_token and settings.influx_org and settings.influx_bucket):
+            raise ValueError("InfluxDB 2.x needs MACHI_INFLUX_TOKEN, _ORG and _BUCKET")
         self.client = InfluxDBClient(
             url=settings.influx_url, token=settings.influx_token, org=settings.influx_org
         )
         self.api = self.client.write_api(write_options=SYNCHRONOUS)
-        self.bucket = settings.influx_bucket
-        self.org = settings.influx_org
+        self.bucket: str = settings.influx_bucket
+        self.org: str = settings.influx_org
 
     def post(self, body: bytes) -> Answer:
+        from influxdb_client import WritePrecision
         from influxdb_client.rest import ApiException
         from urllib3.exceptions import HTTPError as Urllib3Error
 
         try:
             self.api.write(
-                bucket=self.bucket, org=self.org, record=body.decode(), write_precision="ms"
+                bucket=self.bucket,
+                org=self.org,
+                record=body.decode(),
+                write_precision=cast(Any, WritePrecision.MS),
             )
         except ApiException as exc:
             return Answer(int(exc.status or 0), str(exc.body or exc.reason))

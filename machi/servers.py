@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -79,7 +80,8 @@ class _Server:
         if self.running:
             return
         logf = self.log.open("ab")
-        env = {**os.environ, **self.env} if getattr(self, "env", None) else None
+        extra_env: dict[str, str] | None = getattr(self, "env", None)
+        env = {**os.environ, **extra_env} if extra_env else None
         self.proc = subprocess.Popen(
             self._argv(), stdout=logf, stderr=subprocess.STDOUT, start_new_session=True, env=env
         )
@@ -182,13 +184,65 @@ class Influxd(_Server):
         return httpx.get(f"{self.url}/ping", timeout=0.5).status_code == 204
 
 
-class IngestProcess(_Server):
+class MachiProcess(_Server):
+    """A ``machi <command> ...`` child process, ready when ``ready()`` says so."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        name: str,
+        args: list[str],
+        env: dict[str, str] | None = None,
+        port: int | None = None,
+    ) -> None:
+        self.name = name
+        super().__init__(workdir, port)
+        self.args = args
+        self.env = env
+
+    def _argv(self) -> list[str]:
+        return [sys.executable, "-m", "machi.cli", *self.args]
+
+    def _ready(self) -> bool:
+        return True
+
+    def log_contains(self, text: str) -> bool:
+        with contextlib.suppress(OSError):
+            return text in self.log.read_text(errors="replace")
+        return False
+
+
+class ApiProcess(MachiProcess):
+    """``machi api`` on a free port, ready when ``/healthz`` answers."""
+
+    def __init__(self, workdir: Path, influx_url: str, influx_db: str, env: dict[str, str]) -> None:
+        port = free_port()
+        args = ["api", "--influx-url", influx_url, "--influx-db", influx_db, "--port", str(port)]
+        super().__init__(workdir, "api", args, env, port)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _ready(self) -> bool:
+        return httpx.get(f"{self.url}/healthz", timeout=0.5).status_code == 200
+
+
+class EventsProcess(MachiProcess):
+    """``machi events run``, ready once it has connected to the broker."""
+
+    def __init__(self, workdir: Path, args: list[str]) -> None:
+        super().__init__(workdir, "events", ["events", "run", *args])
+
+    def _ready(self) -> bool:
+        return self.log_contains('"msg": "connected"')
+
+
+class IngestProcess(MachiProcess):
     """``machi ingest`` as a separate process (for crash tests, the demo and benchmarks).
 
-    Ready once its Prometheus endpoint reports the MQTT connection up.
+    Ready once its Prometheus endpoint reports the subscription in place.
     """
-
-    name = "ingest"
 
     def __init__(
         self,
@@ -201,35 +255,34 @@ class IngestProcess(_Server):
         extra_args: list[str] | None = None,
         env: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(workdir)
-        self.args = [
+        port = free_port()
+        dead_letter_file = Path(workdir) / "deadletter.jsonl"
+        args = [
+            "ingest",
             "--mqtt-url", mqtt_url,
             "--influx-url", influx_url,
             "--influx-db", influx_db,
             "--topic-prefix", topic_prefix,
             "--client-id", client_id,
-            "--metrics-port", str(self.port),
-            "--dead-letter-file", str(self.dead_letter_file),
+            "--metrics-port", str(port),
+            "--dead-letter-file", str(dead_letter_file),
             *(extra_args or []),
         ]  # fmt: skip
-        self.env = env
-
-    @property
-    def dead_letter_file(self) -> Path:
-        return self.workdir / "deadletter.jsonl"
+        super().__init__(workdir, "ingest", args, env, port)
+        self.dead_letter_file = dead_letter_file
 
     @property
     def metrics_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/metrics"
 
-    def _argv(self) -> list[str]:
-        import sys
-
-        return [sys.executable, "-m", "machi.cli", "ingest", *self.args]
-
     def _ready(self) -> bool:
         text = httpx.get(self.metrics_url, timeout=0.5).text
         return "machi_ingest_mqtt_connected 1.0" in text
+
+    def metric_sum(self, name: str) -> float:
+        """Sum of a metric over all its label values (0 if absent)."""
+        rows = httpx.get(self.metrics_url, timeout=2).text.splitlines()
+        return sum(float(r.split()[-1]) for r in rows if r.startswith((name + "{", name + " ")))
 
     def metric(self, name: str, labels: str = "") -> float:
         """Read one sample from the worker's /metrics (0 if absent)."""

@@ -11,7 +11,7 @@ import math
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from contract.mqtt import MqttOptions, connect, make_client
@@ -257,7 +257,7 @@ class Publisher:
         if not self._connected.wait(15):
             raise ConnectionError(f"could not connect to the broker at {url.redacted()}")
 
-    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         with self._cv:
             self._unacked -= 1
             self.acked += 1
@@ -307,7 +307,7 @@ def run_simulation(
     duration_s: float | None = None,
     stop: threading.Event | None = None,
     client_id: str = "machi-simulator",
-    on_tick=None,  # type: ignore[no-untyped-def]
+    on_tick: Callable[[SimStats], None] | None = None,
 ) -> SimStats:
     """Publish in real time: every ``interval_s * per_message`` seconds each device sends
     one message. Returns what was published (all acknowledged by the broker)."""
