@@ -16,9 +16,10 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from contract.influx import InfluxV1, quote_ident
@@ -45,6 +46,16 @@ class Ledger:
         if old != t:
             raise AssertionError(f"{device_id} seq {seq} was sent with two different bodies")
 
+    def merge(self, other: Ledger) -> Ledger:
+        for (d, s), t in other.messages.items():
+            self.add(d, s, t)
+        return self
+
+    def readings_set(self) -> set[tuple[str, int, int]]:
+        """Every (device_id, seq, t) sent."""
+        with self._lock:
+            return {(d, s, t) for (d, s), times in self.messages.items() for t in times}
+
     def add_message(self, msg: Message) -> None:
         self.add(msg.device_id, msg.seq, (r.t for r in msg.readings))
 
@@ -67,6 +78,7 @@ class Audit:
     duplicated: int
     unexpected: int
     examples: tuple[str, ...]
+    missing: frozenset[tuple[str, int, int]] = field(default=frozenset(), repr=False)
 
     def summary(self) -> str:
         return (
@@ -90,7 +102,7 @@ def stored_points(influx: InfluxV1, kinds: Iterable[str] = KINDS) -> list[tuple[
 
 
 def audit(name: str, ledger: Ledger, points: list[tuple[str, int, int]]) -> Audit:
-    expected = {(d, s, t) for (d, s), times in ledger.messages.items() for t in times}
+    expected = ledger.readings_set()
     sent_keys = set(ledger.messages)
     sent_dt = {(d, t) for d, _s, t in expected}
     seen = Counter(points)
@@ -108,10 +120,17 @@ def audit(name: str, ledger: Ledger, points: list[tuple[str, int, int]]) -> Audi
             what = "never sent"
         if n > 1 or (d, s, t) not in expected:
             examples.append(f"{d} seq={s} t={t}: {what}")
-    missing = sorted(expected - set(seen))
-    examples += [f"{d} seq={s} t={t}: lost" for d, s, t in missing[:5]]
+    missing = expected - set(seen)
+    examples += [f"{d} seq={s} t={t}: lost" for d, s, t in sorted(missing)[:5]]
     return Audit(
-        name, len(expected), len(points), len(missing), duplicated, unexpected, tuple(examples[:10])
+        name,
+        len(expected),
+        len(points),
+        len(missing),
+        duplicated,
+        unexpected,
+        tuple(examples[:10]),
+        frozenset(missing),
     )
 
 
@@ -119,14 +138,14 @@ def audit_influx(name: str, ledger: Ledger, influx: InfluxV1) -> Audit:
     return audit(name, ledger, stored_points(influx))
 
 
-def settle(name: str, ledger: Ledger, influx: InfluxV1, timeout: float = 60.0) -> Audit:
+def settle(
+    name: str, ledger: Ledger, influx: InfluxV1, timeout: float = 60.0, allow_lost: int = 0
+) -> Audit:
     """Wait until nothing is lost (or the timeout), then a little longer so that late
     redeliveries could still show up as doubles; print and return the final audit."""
-    import time
-
     deadline = time.monotonic() + timeout
     a = audit_influx(name, ledger, influx)
-    while a.lost and time.monotonic() < deadline:
+    while a.lost > allow_lost and time.monotonic() < deadline:
         time.sleep(0.5)
         a = audit_influx(name, ledger, influx)
     time.sleep(1.5)

@@ -1,0 +1,94 @@
+"""Mosquitto restarted under load (nothing may be lost) and crashed (a known limit).
+
+A graceful stop writes the broker's persistence file, so queued messages and sessions
+survive it. A crash (SIGKILL) does not: mosquitto saves only on shutdown and every
+``autosave_interval`` (10 s in deploy/mosquitto/machi.conf), so messages it acknowledged
+to publishers after the last save are gone. The crash test pins that bound down.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from contract.influx import InfluxV1
+from contract.settings import Settings
+from machi.servers import Influxd, Mosquitto
+from tests.faults.accounting import Ledger, assert_clean, settle
+from tests.faults.harness import Stream, ingest
+
+pytestmark = pytest.mark.faults
+
+
+def _on(s: Settings, mq: Mosquitto) -> Settings:
+    return Settings(
+        mqtt_url=mq.url, influx_url=s.influx_url, influx_db=s.influx_db, topic_prefix=s.topic_prefix
+    )
+
+
+def test_mosquitto_restarted_twice_under_load(
+    settings: Settings, influx: InfluxV1, own_mosquitto: Mosquitto, influxd: Influxd, tmp_path: Path
+) -> None:
+    s = _on(settings, own_mosquitto)
+    ing = ingest(tmp_path, "ingest", own_mosquitto.url, influxd.url, s)
+    ing.start()
+    ledger = Ledger()
+    streams = [Stream(s, ledger, rounds=60, pause_s=0.15, name=f"pub{i}").start() for i in range(2)]
+    for _ in range(2):
+        time.sleep(2.5)
+        own_mosquitto.stop()  # graceful: the persistence file is written on the way out
+        time.sleep(1.0)
+        own_mosquitto.start()  # same port and data directory
+    for st in streams:
+        st.join()
+    assert ledger.readings == sum(st.expected for st in streams)
+    resent = sum(st.publisher.resent for st in streams if st.publisher)
+    print(f"messages re-published after reconnects: {resent}")
+    assert_clean(settle("mosquitto restarted x2", ledger, influx))
+    ing.stop()
+
+
+def _save_id(mq: Mosquitto) -> tuple[int, int] | None:
+    try:
+        st = os.stat(mq.workdir / "data" / "mosquitto.db")
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns
+
+
+def test_mosquitto_crash_loses_what_came_after_the_last_autosave(
+    settings: Settings, influx: InfluxV1, own_mosquitto: Mosquitto, influxd: Influxd, tmp_path: Path
+) -> None:
+    """Characterisation of a KNOWN LIMITATION, not a guarantee.
+
+    Messages queued for an offline ingest session before mosquitto's last autosave
+    survive a broker crash; messages acknowledged after it are lost, all of them.
+    """
+    s = _on(settings, own_mosquitto)
+    ing = ingest(tmp_path, "ingest", own_mosquitto.url, influxd.url, s)
+    ing.start()
+    ing.stop()  # the session stays on the broker, offline: messages queue for it
+    before = Ledger()
+    Stream(s, before, rounds=5, pause_s=0.0, name="before").start().join()
+    # Wait for an autosave after `before` was queued: the file is replaced on each save.
+    first = _save_id(own_mosquitto)
+    deadline = time.monotonic() + 25
+    while _save_id(own_mosquitto) == first and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _save_id(own_mosquitto) != first, "mosquitto never autosaved within 25 s"
+    saved_at = time.monotonic()
+    after = Ledger()
+    Stream(s, after, rounds=5, pause_s=0.0, name="after").start().join()  # all PUBACKed
+    assert time.monotonic() - saved_at < 8, "too slow: the next autosave may have run"
+    own_mosquitto.kill()
+    own_mosquitto.start()
+    ing.start()
+    everything = Ledger().merge(before).merge(after)
+    a = settle("mosquitto crash", everything, influx, allow_lost=after.readings)
+    print("  ^ known limitation: the lost readings are those acked after the last autosave")
+    assert a.duplicated == a.unexpected == 0, a.examples
+    assert a.missing == after.readings_set(), "lost must be exactly what came after the save"
+    ing.stop()

@@ -1,0 +1,175 @@
+"""Edge faults end to end: pty GPS receivers -> `machi edge run` -> Mosquitto -> ingest
+-> InfluxDB, with the uplink cut, and with the agent SIGKILLed halfway through draining
+a large backlog. The ground truth of what the agent committed is an audit copy of every
+outbox insert (a trigger, see accounting.instrument_outbox); the simulators' own record
+(`sim.sent`) checks that the devices' output reached the outbox in the first place.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from contract.influx import InfluxV1
+from contract.settings import Settings
+from edge.outbox import read_stats
+from firmware_bridge.nmea_gps.simulator import NmeaSimulator
+from machi.bench.edge import EdgeProcess
+from machi.servers import Influxd, IngestProcess, Mosquitto
+from tests.edge.helpers import wait_for
+from tests.faults.accounting import (
+    Ledger,
+    assert_clean,
+    instrument_outbox,
+    outbox_ledger,
+    settle,
+)
+from tests.faults.harness import ingest
+
+pytestmark = pytest.mark.faults
+
+
+@dataclass
+class EdgeRig:
+    mq: Mosquitto
+    influx: InfluxV1
+    ingest: IngestProcess
+    sims: dict[str, NmeaSimulator]
+    edge: EdgeProcess
+    outbox: Path
+
+    def stats(self) -> dict[str, Any]:
+        return read_stats(self.outbox)
+
+    def ledger(self) -> Ledger:
+        return outbox_ledger(self.outbox)
+
+    def committed(self) -> int:
+        assert self.edge.proc and self.edge.proc.poll() is None, self.edge.log.read_text()[-2000:]
+        return int(self.stats()["counters"].get("committed_readings", 0))
+
+
+@pytest.fixture
+def rig(
+    tmp_path: Path, own_mosquitto: Mosquitto, influxd: Influxd, settings: Settings
+) -> Iterator[Any]:
+    made: list[EdgeRig] = []
+
+    def make(devices: int, period_s: float, max_inflight: int = 100, **agent: Any) -> EdgeRig:
+        influx = InfluxV1(influxd.url, settings.influx_db)
+        influx.create_database()
+        ing = ingest(tmp_path, "ingest", own_mosquitto.url, influxd.url, settings)
+        ing.start()
+        (tmp_path / "dev").mkdir()
+        sims = {
+            f"bus-f{i}": NmeaSimulator(tmp_path / "dev", link_name=f"gps{i}", period_s=period_s)
+            for i in range(devices)
+        }
+        for sim in sims.values():
+            sim.start()
+        outbox = tmp_path / "outbox.db"
+        instrument_outbox(outbox)
+        doc = {
+            "agent": {"id": "edge-faults", "site": "kofu", "status_interval_s": 0.5, **agent},
+            "mqtt": {
+                "url": own_mosquitto.url,
+                "topic_prefix": settings.topic_prefix,
+                "max_inflight": max_inflight,
+            },
+            "outbox": {"path": str(outbox), "max_bytes": 50_000_000},
+            "sources": [
+                {
+                    "type": "nmea_gps",
+                    "device_id": dev,
+                    "port": str(sim.path),
+                    "route_id": "R10",
+                    "interval_s": 2.0,  # the read timeout, not the fix rate
+                    "use_gps_time": True,
+                }
+                for dev, sim in sims.items()
+            ],
+        }
+        edge = EdgeProcess(tmp_path / "edge", doc).start()
+        made.append(r := EdgeRig(own_mosquitto, influx, ing, sims, edge, outbox))
+        return r
+
+    yield make
+    for r in made:
+        r.edge.kill()
+        for sim in r.sims.values():
+            sim.stop()
+        r.ingest.kill()
+        r.influx.close()
+
+
+def _finish(r: EdgeRig, timeout: float) -> None:
+    """Silence the devices, let the agent drain its outbox, stop it cleanly.
+
+    Without silencing them first, a reading committed during shutdown would stay in the
+    outbox (delivered at the next start, not lost) and muddy the count.
+    """
+    for sim in r.sims.values():
+        sim.stop()
+    wait_for(lambda: r.stats()["outbox_depth"] == 0, timeout, "the outbox to drain")
+    assert r.edge.stop() == 0
+    assert r.stats()["outbox_depth"] == 0, "a reading was committed after the drain"
+
+
+def _device_output_committed(r: EdgeRig, ledger: Ledger, skip_s: float = 2.0) -> None:
+    """Every fix a simulator emitted while the agent was reading is in the outbox,
+    except the first ``skip_s`` (ports opening) and what is newer than the last commit."""
+    times: dict[str, set[int]] = {}
+    for (dev, _seq), ts in ledger.messages.items():
+        times.setdefault(dev, set()).update(ts)
+    for dev, sim in r.sims.items():
+        got = times.get(dev, set())
+        assert got, f"{dev}: nothing committed"
+        lo, hi = min(got) + int(skip_s * 1000), max(got)
+        window = [f["t"] for f in list(sim.sent) if lo <= f["t"] <= hi]
+        missing = [t for t in window if t not in got]
+        assert window and not missing, f"{dev}: {len(missing)} of {len(window)} fixes missing"
+
+
+def test_edge_uplink_cut_while_devices_produce(rig: Any) -> None:
+    r = rig(devices=2, period_s=0.1, batch_s=0.3)
+    wait_for(lambda: r.committed() >= 20, 20, "the agent committing readings")
+    r.mq.stop()  # the uplink is gone; the receivers keep talking
+    wait_for(lambda: r.stats()["outbox_depth"] >= 20, 20, "a backlog in the outbox")
+    time.sleep(3)
+    queued = r.stats()["outbox_depth"]
+    r.mq.start()
+    _finish(r, 60)
+    ledger = r.ledger()
+    _device_output_committed(r, ledger)
+    a = settle("edge uplink cut", ledger, r.influx)
+    print(f"  backlog at reconnect: {queued} messages")
+    assert_clean(a)
+    assert r.stats()["counters"].get("dropped_readings", 0) == 0
+
+
+def test_edge_agent_sigkilled_mid_drain(rig: Any) -> None:
+    # One reading per message, small in-flight window: a backlog of ~1000 messages takes
+    # long enough to drain that the kill lands in the middle of it.
+    r = rig(devices=6, period_s=0.05, batch_s=0.05, max_batch=1, max_inflight=5)
+    wait_for(lambda: r.committed() >= 50, 20, "the agent committing readings")
+    r.mq.stop()
+    wait_for(lambda: r.stats()["outbox_depth"] >= 800, 40, "a large backlog")
+    backlog = r.stats()["outbox_depth"]
+    r.mq.start()
+    depth = wait_for(
+        lambda: (d := r.stats()["outbox_depth"]) <= backlog * 0.6 and d, 60, "drain under way"
+    )
+    r.edge.kill()  # SIGKILL mid-flush: rows handed to paho, PUBACKs pending
+    left = r.stats()["outbox_depth"]
+    r.edge.start()
+    _finish(r, 90)
+    ledger = r.ledger()
+    a = settle("edge agent SIGKILL mid-drain", ledger, r.influx)
+    print(f"  backlog {backlog} messages, killed at depth {depth}, {left} left after the kill")
+    assert 0 < left < backlog
+    assert_clean(a)
