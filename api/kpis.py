@@ -9,12 +9,15 @@ queries and edge cases are documented in docs/kpis.md; keep the two in step.
 # ourselves and ids that passed contract.ids and quote_str; see Window.where().
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from api import rollups
 from api.config import KpiConfig
+from api.green import GreenPlan
 from contract.events import ALERT_TYPES, BUS_ARRIVAL, CARE_ALERT, INGEST_STATS
 from contract.ids import check_id
 from contract.influx import InfluxError, InfluxV1, quote_ident, quote_str
@@ -123,10 +126,15 @@ def _counter_sum(field_name: str, measurement: str, where: str, by: str = "devic
 class KpiEngine:
     """Builds each theme's InfluxQL, runs it in one request and shapes the answer."""
 
-    def __init__(self, influx: InfluxV1, config: KpiConfig | None = None) -> None:
+    def __init__(
+        self, influx: InfluxV1, config: KpiConfig | None = None, use_rollups: bool = True
+    ) -> None:
         self.influx = influx
         self.config = config or KpiConfig()
+        self.use_rollups = use_rollups
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)  # tests move it
         self.last_query = ""
+        self._rollup_start: tuple[float, datetime | None] = (0.0, None)
         self._themes: dict[str, Callable[[Window], ThemeResult]] = {
             "green": self.green,
             "care": self.care,
@@ -138,6 +146,42 @@ class KpiEngine:
         if name not in self._themes:
             raise ValueError(f"theme {name!r} is not one of {', '.join(THEMES)}")
         return self._themes[name](window)
+
+    # -- rollups --------------------------------------------------------------------
+
+    def rollup_start(self) -> datetime | None:
+        """The first interval the green rollup holds, or None (no CQs / nothing rolled yet).
+
+        Checked at most once a minute; the answer only moves earlier (back-fills).
+        """
+        checked, start = self._rollup_start
+        now = time.monotonic()
+        if not self.use_rollups or now - checked < 60:
+            return start
+        start = None
+        if rollups.installed(self.influx):
+            try:
+                series = self.influx.query(
+                    f"SELECT FIRST(n) FROM {quote_ident(self.influx.db)}."
+                    f"{quote_ident(rollups.RP)}.energy_meter"
+                )
+            except InfluxError:
+                series = []  # the retention policy may not exist yet
+            for s in series:
+                for row in s.get("values", []):
+                    start = datetime.fromtimestamp(row[0] / 1000, UTC)
+        self._rollup_start = (now, start)
+        return start
+
+    def green_plan(self, w: Window) -> GreenPlan:
+        """Read whole intervals from the rollup up to its frontier, the rest from raw."""
+        start_grid = rollups.ceil_grid(w.start)
+        frontier = start_grid
+        covered = self.rollup_start()
+        if covered is not None and covered <= start_grid:
+            ready = rollups.floor_grid(self.clock() - rollups.LAG)
+            frontier = max(start_grid, min(ready, rollups.floor_grid(w.end)))
+        return GreenPlan(self.influx.db, w.start, start_grid, frontier, w.end)
 
     # -- query plumbing -------------------------------------------------------------
 
@@ -172,27 +216,14 @@ class KpiEngine:
     # -- themes ---------------------------------------------------------------------
 
     def green(self, w: Window) -> ThemeResult:
-        where = w.where()
-        peak = (
-            "SELECT MAX(total) FROM (SELECT SUM(d) AS total FROM "
-            "(SELECT NON_NEGATIVE_DERIVATIVE(LAST(energy_import_kwh), 1h) AS d "
-            f"FROM energy_meter WHERE {where} GROUP BY time(30m), device_id) "
-            # Without its own time range the outer GROUP BY time would run up to now().
-            f"WHERE {w.time_clause()} GROUP BY time(30m) fill(none))"
-        )
-        res = self.run(
-            [
-                _counter_sum("energy_import_kwh", "energy_meter", where),
-                peak,
-                _counter_sum("energy_export_kwh", "energy_meter", where),
-                _count_devices("energy_meter", where),
-                _known_devices("energy_meter", w.site),
-            ]
-        )
-        consumption = self.scalar(res[0])
+        plan = self.green_plan(w)
+        res = self.run([*plan.statements(w.site), _known_devices("energy_meter", w.site)])
+        imp_slots, exp_slots = plan.slots(res)
+        consumption = _total(imp_slots)
+        peak_kwh = max(imp_slots.values()) if imp_slots else None
+        reporting = self.scalar(res[-2]) or 0.0
+        known = self.scalar(res[-1], column=0) or 0.0
         factor = self.config.emission_factor_t_per_kwh
-        reporting = self.scalar(res[3]) or 0.0
-        known = self.scalar(res[4], column=0) or 0.0
         return ThemeResult(
             "green",
             iso(w.start),
@@ -209,9 +240,9 @@ class KpiEngine:
                 self._kpi(
                     w,
                     "peak_demand_kw",
-                    self.scalar(res[1]),
+                    None if peak_kwh is None else peak_kwh / 0.5,
                     "kW",
-                    "Largest 30-minute demand (import rate from the counters), summed over meters",
+                    "Largest 30-minute demand: energy imported in the 30-minute slot / 0.5 h",
                 ),
                 self._kpi(
                     w,
@@ -223,7 +254,7 @@ class KpiEngine:
                 self._kpi(
                     w,
                     "pv_export_kwh",
-                    self.scalar(res[2]),
+                    _total(exp_slots),
                     "kWh",
                     "Export to the grid: sum of the non-negative steps of energy_export_kwh",
                 ),
@@ -406,6 +437,10 @@ class KpiEngine:
             ],
             notes,
         )
+
+
+def _total(slots: dict[int, float]) -> float | None:
+    return float(sum(slots.values())) if slots else None
 
 
 def _pct(part: float, whole: float) -> float | None:

@@ -1,0 +1,184 @@
+"""Green-theme rollups computed inside InfluxDB by continuous queries (CQs).
+
+Raw meter points stay in the database's default retention policy. Three statements
+downsample them into the ``machi_rollup`` retention policy, on the 5-minute grid:
+
+1. ``machi_rollup.energy_meter`` per meter per 5 min: ``imp_kwh`` / ``exp_kwh``, the
+   non-negative step of the interval-end counter reading (``LAST``) from the meter's
+   previous reading; counter resets are dropped, gaps are bridged (see below).
+2. the same measurement: ``imp_last`` / ``exp_last`` (interval-end readings) and ``n``
+   (readings in the interval). The measurement keeps the raw name on purpose: a query
+   can then merge rollup and raw points of one meter into one series (the raw tail).
+3. ``machi_rollup.energy_site`` per site per 5 min: the sums of (1) over meters.
+
+Each is a CQ with ``RESAMPLE EVERY 1m FOR 1h``, so an interval is recomputed for an hour
+after it ends: readings up to one hour late are included, later ones only by
+``machi api rollup --start ... --end ...`` (the same statements, run on demand).
+
+Why gaps are bridged although InfluxDB reaches back only one interval: a CQ run whose
+oldest interval has no earlier reading in reach emits *no row* for it, so the value
+an earlier run wrote (when its window still held the reading before the gap) stays.
+A gap is bridged when it is shorter than the resample window (1 h).
+"""
+
+# ruff: noqa: S608 -- statements are built from constants, identifiers we quote and
+# timestamps we format ourselves.
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from contract.influx import InfluxV1, quote_ident
+
+RP = "machi_rollup"
+GRID = timedelta(minutes=5)
+#: Late-data window: how long after it ends an interval is still recomputed by the CQs.
+LATE = timedelta(hours=1)
+EVERY = timedelta(minutes=1)
+#: How far behind real time the rollup is trusted to be complete: one grid interval to
+#: close, one CQ tick for the meter CQ, one more for the site CQ, and a margin.
+LAG = timedelta(minutes=3)
+CQ_PREFIX = "machi_green_"
+
+
+def ts(t: datetime) -> str:
+    """An RFC 3339 literal formatted by us from a datetime (never user text)."""
+    return "'" + t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z'"
+
+
+def floor_grid(t: datetime) -> datetime:
+    step = int(GRID.total_seconds())
+    sec = int(t.timestamp())
+    return datetime.fromtimestamp(sec - sec % step, UTC)
+
+
+def ceil_grid(t: datetime) -> datetime:
+    f = floor_grid(t)
+    return f if f == t.astimezone(UTC) else f + GRID
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """One rollup statement: its CQ name and its SELECT ... INTO body."""
+
+    name: str
+    select: str
+    group_by: str
+
+    def statement(self, start: datetime | None = None, end: datetime | None = None) -> str:
+        """The SELECT ... INTO for ``[start, end)``; without a range, the CQ body."""
+        where = (
+            ""
+            if start is None or end is None
+            else f" WHERE time >= {ts(start)} AND time < {ts(end)}"
+        )
+        return f"{self.select}{where} GROUP BY {self.group_by}"
+
+
+def rollups(db: str) -> list[Rollup]:
+    """The green rollups of database ``db``, in the order they must run."""
+    d = quote_ident(db)
+    raw = f"{d}..energy_meter"  # the database's default retention policy
+    meter = f"{d}.{quote_ident(RP)}.energy_meter"
+    site = f"{d}.{quote_ident(RP)}.energy_site"
+    by_meter = "time(5m), device_id, site"
+    return [
+        Rollup(
+            "meter_steps",
+            "SELECT NON_NEGATIVE_DIFFERENCE(LAST(energy_import_kwh)) AS imp_kwh, "
+            f"NON_NEGATIVE_DIFFERENCE(LAST(energy_export_kwh)) AS exp_kwh INTO {meter} FROM {raw}",
+            by_meter,
+        ),
+        Rollup(
+            "meter_last",
+            "SELECT LAST(energy_import_kwh) AS imp_last, LAST(energy_export_kwh) AS exp_last, "
+            f"COUNT(seq) AS n INTO {meter} FROM {raw}",
+            by_meter,
+        ),
+        Rollup(
+            "site",
+            f"SELECT SUM(imp_kwh) AS imp_kwh, SUM(exp_kwh) AS exp_kwh INTO {site} FROM {meter}",
+            "time(5m), site",
+        ),
+    ]
+
+
+def _cq(db: str, r: Rollup) -> str:
+    every, late = int(EVERY.total_seconds()), int(LATE.total_seconds())
+    return (
+        f"CREATE CONTINUOUS QUERY {quote_ident(CQ_PREFIX + r.name)} ON {quote_ident(db)} "
+        f"RESAMPLE EVERY {every}s FOR {late}s BEGIN {r.statement()} END"
+    )
+
+
+def existing_cqs(influx: InfluxV1) -> dict[str, str]:
+    """CQ name -> query text of the CQs on ``influx.db``."""
+    out: dict[str, str] = {}
+    for s in influx.query("SHOW CONTINUOUS QUERIES"):
+        if s.get("name") == influx.db:
+            for name, text in s.get("values", []) or []:
+                out[name] = text
+    return out
+
+
+def setup(influx: InfluxV1) -> list[str]:
+    """Create the retention policy and the CQs if missing (idempotent); return what was done.
+
+    ``CREATE CONTINUOUS QUERY`` fails when the CQ exists, so existing names are checked
+    first. A CQ whose text no longer matches ours (an older machi) is dropped and recreated.
+    """
+    done: list[str] = []
+    rps = {row[0] for s in influx.query("SHOW RETENTION POLICIES") for row in s.get("values", [])}
+    if RP not in rps:
+        # INF: rollups are tiny (1/5 of 1-minute data per meter, far less per site).
+        influx.execute(
+            f"CREATE RETENTION POLICY {quote_ident(RP)} ON {quote_ident(influx.db)} "
+            "DURATION INF REPLICATION 1"
+        )
+        done.append(f"created retention policy {RP}")
+    have = existing_cqs(influx)
+    for r in rollups(influx.db):
+        name = CQ_PREFIX + r.name
+        want = r.statement()
+        if name in have:
+            if _normal(want) in _normal(have[name]):
+                continue
+            influx.execute(f"DROP CONTINUOUS QUERY {quote_ident(name)} ON {quote_ident(influx.db)}")
+            done.append(f"dropped outdated continuous query {name}")
+        influx.execute(_cq(influx.db, r))
+        done.append(f"created continuous query {name}")
+    return done
+
+
+def _normal(q: str) -> str:
+    # InfluxDB echoes a CQ back re-formatted (lower-case functions, resolved RPs, quotes).
+    return "".join(q.lower().replace('"', "").replace("autogen", "").split())
+
+
+def installed(influx: InfluxV1) -> bool:
+    """True when every rollup CQ exists on the database."""
+    have = existing_cqs(influx)
+    return all(CQ_PREFIX + r.name in have for r in rollups(influx.db))
+
+
+def run(influx: InfluxV1, start: datetime, end: datetime) -> int:
+    """Compute the rollups for ``[start, end)`` now, exactly as the CQs do; return points written.
+
+    Used for back-fills, for data later than the late-data window and by the tests (the
+    CQ scheduler is too slow for them). The range is widened back by ``LATE`` so that the
+    first interval's step is measured from the meter's previous reading, as in the CQs.
+    """
+    lo, hi = floor_grid(start - LATE), ceil_grid(end)
+    written = 0
+    for r in rollups(influx.db):
+        # A day of raw points per statement keeps each request well inside the timeout.
+        t = lo
+        while t < hi:
+            u = min(hi, t + timedelta(days=1))
+            # Chunks overlap by LATE so every chunk's first interval has its predecessor.
+            body = influx.execute(r.statement(t - LATE if t > lo else t, u))
+            for res in body.get("results", []):
+                for s in res.get("series", []):
+                    written += int(s["values"][0][1])
+            t = u
+    return written
