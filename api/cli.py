@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from contract.influx import InfluxV1
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,14 +32,95 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--cache-ttl", type=float, help="seconds to cache KPI answers [MACHI_API_CACHE_TTL]"
     )
+    p.add_argument(
+        "--no-rollups",
+        action="store_true",
+        help="do not create the green rollup CQs at start-up (KPIs then read raw points)",
+    )
     p.set_defaults(func=run)
+    actions = p.add_subparsers(dest="action", metavar="ACTION")
+    setup = actions.add_parser(
+        "setup-rollups",
+        help="create the rollup retention policy and CQs (idempotent) and back-fill them",
+    )
+    setup.add_argument(
+        "--backfill-hours",
+        type=float,
+        default=25.0,
+        help="recompute the rollups for this many past hours (default 25; 0 = none)",
+    )
+    setup.set_defaults(func=run_setup)
+    again = actions.add_parser(
+        "rollup",
+        help="recompute the rollups for a time range now (data later than the 1 h window)",
+    )
+    again.add_argument("--start", required=True, help="RFC 3339 start, e.g. 2024-05-01T00:00:00Z")
+    again.add_argument("--end", required=True, help="RFC 3339 end (exclusive)")
+    again.set_defaults(func=run_rollup)
+
+
+def _influx(args: argparse.Namespace) -> InfluxV1:
+    from contract.influx import InfluxV1
+    from contract.settings import Settings
+
+    s = Settings.from_env(influx_url=args.influx_url, influx_db=args.influx_db)
+    return InfluxV1(
+        s.influx_url,
+        s.influx_db,
+        user=s.influx_user,
+        password=s.influx_password,
+        token=s.influx_token,
+        timeout=600.0,
+    )
+
+
+def setup_rollups(influx: InfluxV1, backfill_hours: float, only_if_new: bool) -> None:
+    """Create the CQs (idempotent), then back-fill (at start-up only if just created)."""
+    from datetime import UTC, datetime, timedelta
+
+    from api import rollups
+
+    done = rollups.setup(influx)
+    for line in done:
+        print(f"machi api: {line}")
+    if backfill_hours > 0 and (done or not only_if_new):
+        end = datetime.now(UTC)
+        written = rollups.run(influx, end - timedelta(hours=backfill_hours), end)
+        print(f"machi api: rolled up the last {backfill_hours:g} h ({written:,} rollup points)")
+
+
+def run_setup(args: argparse.Namespace) -> int:
+    with_influx = _influx(args)
+    try:
+        setup_rollups(with_influx, args.backfill_hours, only_if_new=False)
+    finally:
+        with_influx.close()
+    return 0
+
+
+def run_rollup(args: argparse.Namespace) -> int:
+    from api import rollups
+    from api.app import parse_time
+
+    start, end = parse_time(args.start, "--start"), parse_time(args.end, "--end")
+    if start >= end:
+        raise SystemExit("machi api rollup: --start must be before --end")
+    influx = _influx(args)
+    try:
+        written = rollups.run(influx, start, end)
+    finally:
+        influx.close()
+    print(f"machi api: recomputed the rollups for [{args.start}, {args.end}): {written:,} points")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
+    import httpx
     import uvicorn
 
     from api.app import create_app
     from api.config import ApiConfig, KpiConfig
+    from contract.influx import InfluxError
     from contract.settings import Settings
 
     settings = Settings.from_env(influx_url=args.influx_url, influx_db=args.influx_db)
@@ -47,6 +132,18 @@ def run(args: argparse.Namespace) -> int:
         audit_log=args.audit_log,
         cache_ttl_s=args.cache_ttl,
     )
+    if not args.no_rollups:
+        influx = _influx(args)
+        try:
+            setup_rollups(influx, 25.0, only_if_new=True)
+        except (InfluxError, httpx.HTTPError) as exc:
+            # The API still serves (from raw points); the operator can retry later.
+            print(
+                f"machi api: could not set up the rollups ({exc}); KPIs read raw points. "
+                "Once InfluxDB and the database exist, run `machi api setup-rollups`."
+            )
+        finally:
+            influx.close()
     app = create_app(settings, cfg, KpiConfig.from_env())
     if not len(app.state.api.keys) and not cfg.anonymous:
         print(

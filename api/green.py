@@ -47,35 +47,40 @@ class GreenPlan:
     def _between(self, lo: datetime, hi: datetime) -> str:
         return f"time >= {ts(lo)} AND time < {ts(hi)}"
 
-    def _tail(self, counter: str, last_field: str, site: str) -> str:
-        """Per 30-min slot, the tail intervals' energy, from raw points."""
+    def _tail(self, site: str) -> str:
+        """Per 30-min slot, the tail intervals' import and export energy, from raw points."""
         t0 = self.frontier
         reach = t0 - LATE
-        # The bridge: each meter's last reading in the hour before the tail, as ONE point
+        # The bridge: each meter's last readings in the hour before the tail, as ONE point
         # at ``reach``: a GROUP BY time of 2 h whose bucket starts exactly at ``reach``
         # (without its own interval the subquery would take the outer 5-minute one).
         span = int(2 * LATE.total_seconds())
         offset = int(reach.timestamp()) % span
-        source = self._rp("energy_meter") if self.uses_rollup else self._raw()
+        if self.uses_rollup:
+            source, imp, exp = self._rp("energy_meter"), "imp_last", "exp_last"
+        else:
+            source, imp, exp = self._raw(), "energy_import_kwh", "energy_export_kwh"
         bridge = (
-            f"SELECT LAST({last_field}) AS x FROM {source} "
+            f"SELECT LAST({imp}) AS xi, LAST({exp}) AS xe FROM {source} "
             f"WHERE {self._between(reach, t0)}{site} GROUP BY time({span}s, {offset}s), device_id"
         )
         fresh = (
-            f"SELECT {counter} AS x FROM {self._raw()} WHERE {self._between(t0, self.end)}{site}"
+            "SELECT energy_import_kwh AS xi, energy_export_kwh AS xe "
+            f"FROM {self._raw()} WHERE {self._between(t0, self.end)}{site}"
         )
         steps = (
-            "SELECT NON_NEGATIVE_DIFFERENCE(LAST(x)) AS c "
+            "SELECT NON_NEGATIVE_DIFFERENCE(LAST(xi)) AS ci, "
+            "NON_NEGATIVE_DIFFERENCE(LAST(xe)) AS ce "
             f"FROM ({bridge}), ({fresh}) WHERE {self._between(reach, self.end)} "
             f"GROUP BY time({int(GRID.total_seconds())}s), device_id"
         )
         return (
-            f"SELECT SUM(c) FROM ({steps}) WHERE {self._between(reach, self.end)} "
+            f"SELECT SUM(ci), SUM(ce) FROM ({steps}) WHERE {self._between(reach, self.end)} "
             f"GROUP BY time({SLOT}) fill(none)"
         )
 
     def statements(self, site: str | None) -> list[str]:
-        """Rollup slots (if any), raw tail slots for import and export, meters reporting."""
+        """Rollup slots (if any), raw tail slots (import and export), meters reporting."""
         f = self._site(site)
         out = []
         if self.uses_rollup:
@@ -84,16 +89,7 @@ class GreenPlan:
                 f"WHERE {self._between(self.start_grid, self.frontier)}{f} "
                 f"GROUP BY time({SLOT}) fill(none)"
             )
-        out.append(
-            self._tail(
-                "energy_import_kwh", "imp_last" if self.uses_rollup else "energy_import_kwh", f
-            )
-        )
-        out.append(
-            self._tail(
-                "energy_export_kwh", "exp_last" if self.uses_rollup else "energy_export_kwh", f
-            )
-        )
+        out.append(self._tail(f))
         out.append(self._reporting(f))
         return out
 
@@ -128,7 +124,7 @@ class GreenPlan:
             _add(exp, res[0], 2)
             i = 1
         _add(imp, res[i], 1)
-        _add(exp, res[i + 1], 1)
+        _add(exp, res[i], 2)
         return imp, exp
 
 

@@ -142,3 +142,20 @@ def test_continuous_queries_really_roll_up(influx: InfluxV1) -> None:
             break
         time.sleep(2)
     assert total == pytest.approx(5.0)
+
+
+def test_cli_setup_rollups_is_idempotent(influx: InfluxV1) -> None:
+    import subprocess
+    import sys
+
+    _write(influx, [_meter("m1", "a", 0, 1.0)])
+    argv = [sys.executable, "-m", "machi.cli", "api", "--influx-url", influx.url]
+    argv += ["--influx-db", influx.db, "setup-rollups", "--backfill-hours", "1"]
+    first = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert first.returncode == 0, first.stderr
+    assert "created continuous query machi_green_site" in first.stdout
+    assert "rolled up the last 1 h" in first.stdout
+    second = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert second.returncode == 0, second.stderr
+    assert "created" not in second.stdout
+    assert rollups.installed(influx)
