@@ -35,6 +35,7 @@ class AckPublisher:
         self._unacked: dict[Key, tuple[str, bytes]] = {}
         self._mids: dict[int, Key] = {}
         self._early: dict[int, bool] = {}
+        self.acked_at: dict[Key, float] = {}  # monotonic time of each message's PUBACK
         self._connects = 0
         self.resent = 0
         self.client.on_connect = self._on_connect
@@ -64,7 +65,7 @@ class AckPublisher:
             if key is None:  # the PUBACK beat _send() to recording the mid
                 self._early[mid] = not rc.is_failure
             elif not rc.is_failure:
-                self._unacked.pop(key, None)
+                self._acked(key)
             self._cv.notify_all()
 
     def _send(self, key: Key, topic: str, payload: bytes) -> None:
@@ -74,8 +75,12 @@ class AckPublisher:
             if ok is None:
                 self._mids[info.mid] = key
             elif ok:
-                self._unacked.pop(key, None)
+                self._acked(key)
                 self._cv.notify_all()
+
+    def _acked(self, key: Key) -> None:
+        if self._unacked.pop(key, None) is not None:
+            self.acked_at[key] = time.monotonic()
 
     def publish(self, msg: Message, window: int = 1000) -> None:
         key = (msg.device_id, msg.seq)
@@ -124,6 +129,7 @@ class Stream:
         self.client_id = f"{name}-{settings.topic_prefix}"
         self.publisher: AckPublisher | None = None
         self.error: BaseException | None = None
+        self.halt = threading.Event()  # set to end the stream after the current round
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> Stream:
@@ -137,6 +143,8 @@ class Stream:
             span = self.per_message * 100
             t0 = time.time_ns() // 1_000_000 - self.rounds * span - 60_000
             for i in range(self.rounds):
+                if self.halt.is_set():
+                    break
                 for msg in self.fleet.messages(t0 + i * span, 0.1, self.per_message):
                     self.ledger.add_message(msg)
                     self.publisher.publish(msg)

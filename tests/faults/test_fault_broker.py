@@ -9,6 +9,8 @@ to publishers after the last save are gone. The crash test pins that bound down.
 from __future__ import annotations
 
 import os
+import random
+import threading
 import time
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import pytest
 from contract.influx import InfluxV1
 from contract.settings import Settings
 from machi.servers import Influxd, Mosquitto
+from machi.testing import wait_until
 from tests.faults.accounting import Ledger, assert_clean, settle
 from tests.faults.harness import Stream, ingest
 
@@ -91,4 +94,84 @@ def test_mosquitto_crash_loses_what_came_after_the_last_autosave(
     print("  ^ known limitation: the lost readings are those acked after the last autosave")
     assert a.duplicated == a.unexpected == 0, a.examples
     assert a.missing == after.readings_set(), "lost must be exactly what came after the save"
+    ing.stop()
+
+
+class _SaveWatcher:
+    """Notes (monotonic time) each time mosquitto replaces its persistence file."""
+
+    def __init__(self, mq: Mosquitto) -> None:
+        self.mq = mq
+        self.saves: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        last = _save_id(self.mq)
+        while not self._stop.wait(0.02):
+            now = _save_id(self.mq)
+            if now is not None and now != last:
+                self.saves.append(time.monotonic())
+                last = now
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@pytest.mark.parametrize("ingest_online", [True, False], ids=["ingest-online", "ingest-offline"])
+def test_mosquitto_crash_mid_stream_loses_at_most_the_autosave_window(
+    settings: Settings,
+    influx: InfluxV1,
+    own_mosquitto: Mosquitto,
+    influxd: Influxd,
+    tmp_path: Path,
+    ingest_online: bool,
+) -> None:
+    """Characterisation of a KNOWN LIMITATION: whatever a broker crash loses was
+    acknowledged to a publisher after mosquitto's last autosave; nothing older is lost,
+    nothing is doubled, and what was not yet acknowledged is re-published and stored.
+
+    With ingest online and keeping up, messages leave the broker at once and the crash
+    costs nothing; with ingest offline (or lagging) they wait in its session's queue,
+    and the ones queued since the last save die with the broker.
+    """
+    s = _on(settings, own_mosquitto)
+    ing = ingest(tmp_path, "ingest", own_mosquitto.url, influxd.url, s)
+    ing.start()
+    watcher = _SaveWatcher(own_mosquitto)
+    ledger = Ledger()
+    stream = Stream(s, ledger, rounds=200, pause_s=0.1).start()
+    time.sleep(1.0)
+    if not ingest_online:
+        ing.stop()  # its session queues from here on
+    # Crash at a random moment after a save that holds the ingest session (and, when
+    # ingest is offline, part of its queue).
+    saves = len(watcher.saves)
+    wait_until(lambda: len(watcher.saves), lambda n: n > saves, 25)
+    assert len(watcher.saves) > saves, "mosquitto never autosaved within 25 s"
+    time.sleep(random.uniform(1.0, 5.0))
+    assert stream.thread.is_alive(), "the stream ended before the crash"
+    own_mosquitto.kill()
+    killed_at = time.monotonic()
+    watcher.stop()
+    last_save = max(t for t in watcher.saves if t <= killed_at)
+    time.sleep(0.5)
+    own_mosquitto.start()
+    stream.halt.set()
+    stream.join()
+    ing.start()
+    assert stream.publisher is not None
+    acked_at = stream.publisher.acked_at
+    name = f"mosquitto crash mid-stream, {'ingest online' if ingest_online else 'ingest offline'}"
+    a = settle(name, ledger, influx, timeout=30, allow_lost=10**9)
+    print(f"  ^ known limitation: {a.lost} readings lost; {killed_at - last_save:.1f} s "
+          "since the last autosave")  # fmt: skip
+    assert a.duplicated == a.unexpected == 0, a.examples
+    # 0.5 s margin: the save's snapshot is taken a moment before the file is replaced.
+    early = sorted({(d, sq) for d, sq, _t in a.missing if acked_at[(d, sq)] < last_save - 0.5})
+    assert not early, f"lost messages acked before the last autosave: {early[:5]}"
+    if not ingest_online:
+        assert a.lost > 0, "expected the documented loss; did mosquitto change?"
     ing.stop()
