@@ -327,11 +327,12 @@ class KpiEngine:
     def transit(self, w: Window) -> ThemeResult:
         where = w.where()
         c = self.config
+        # headway_s is measured by the events worker at the source (the gap from the
+        # previous arrival of the route at the stop), so this is plain aggregates.
         headway = (
-            "SELECT MEAN(cv) FROM (SELECT STDDEV(h) / MEAN(h) AS cv FROM "
-            f"(SELECT ELAPSED(delay_s, 1s) AS h FROM {BUS_ARRIVAL} WHERE {where} "
-            f"GROUP BY route_id, stop_id) WHERE h > 0 AND h <= {int(c.max_headway_s)} "
-            "GROUP BY route_id, stop_id)"
+            "SELECT MEAN(cv) FROM (SELECT STDDEV(headway_s) / MEAN(headway_s) AS cv "
+            f"FROM {BUS_ARRIVAL} WHERE {where} AND headway_s > 0 "
+            f"AND headway_s <= {int(c.max_headway_s)} GROUP BY route_id, stop_id)"
         )
         res = self.run(
             [

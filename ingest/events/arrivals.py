@@ -13,10 +13,16 @@ Matching rule:
    day (today or yesterday, in the agency's time zone) closest to the fix; with only a
    route, the closest trip within ``max_route_delay_s`` (default 1800 s) is chosen.
    ``delay_s`` = observed - scheduled (positive = late).
+5. Headway: ``headway_s`` = this arrival minus the previous arrival of *any* bus of the
+   same route at the same stop (none for the first one known). An arrival processed out
+   of order (a bus draining its outbox late) also corrects the headway of the arrival
+   that follows it: the same point (tags + time) is written again with the new
+   ``headway_s``, which InfluxDB merges into it.
 """
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -35,23 +41,95 @@ class Arrival:
     trip_id: str
     t: int
     scheduled_ms: int
+    headway_s: float | None = None  # None: no earlier arrival of the route at the stop known
+    corrects: HeadwayFix | None = None  # the next arrival's headway, changed by this one
 
     @property
     def delay_s(self) -> float:
         return (self.t - self.scheduled_ms) / 1000.0
 
+    def tags(self) -> dict[str, str]:
+        return {
+            "device_id": self.device_id,
+            "route_id": self.route_id,
+            "site": self.site,
+            "stop_id": self.stop_id,
+        }
+
     def line(self) -> str:
-        return line(
-            BUS_ARRIVAL,
-            {
-                "device_id": self.device_id,
-                "route_id": self.route_id,
-                "site": self.site,
-                "stop_id": self.stop_id,
-            },
-            {"delay_s": self.delay_s, "trip_id": self.trip_id, "scheduled_ms": self.scheduled_ms},
-            self.t,
-        )
+        fields: dict[str, float | int | str | None] = {
+            "delay_s": self.delay_s,
+            "trip_id": self.trip_id,
+            "scheduled_ms": self.scheduled_ms,
+        }
+        if self.headway_s is not None:
+            fields["headway_s"] = self.headway_s
+        return line(BUS_ARRIVAL, self.tags(), fields, self.t)
+
+    def lines(self) -> list[str]:
+        """This arrival's point, then the correction of the next arrival's headway if any."""
+        return [self.line()] if self.corrects is None else [self.line(), self.corrects.line()]
+
+
+@dataclass(frozen=True)
+class Passing:
+    """One stored arrival at a (route, stop): enough to rewrite its ``headway_s``."""
+
+    t: int
+    device_id: str
+    site: str
+
+
+@dataclass(frozen=True)
+class HeadwayFix:
+    """A new ``headway_s`` for an already stored arrival (same series and time: a merge)."""
+
+    route_id: str
+    stop_id: str
+    passing: Passing
+    headway_s: float
+
+    def line(self) -> str:
+        tags = {
+            "device_id": self.passing.device_id,
+            "route_id": self.route_id,
+            "site": self.passing.site,
+            "stop_id": self.stop_id,
+        }
+        return line(BUS_ARRIVAL, tags, {"headway_s": self.headway_s}, self.passing.t)
+
+
+class Headways:
+    """Recent arrivals per (route, stop), in time order, to measure headways at the source.
+
+    Only arrivals up to ``keep_s`` older than the newest one of their (route, stop) are
+    kept (the KPI ignores longer gaps anyway); the newest is always kept, so the first
+    arrival after a night still gets its (long) headway.
+    """
+
+    def __init__(self, keep_s: float = 7200.0) -> None:
+        self.keep_ms = int(keep_s * 1000)
+        self._seen: dict[tuple[str, str], list[Passing]] = {}
+
+    def add(
+        self, route_id: str, stop_id: str, p: Passing
+    ) -> tuple[float | None, HeadwayFix | None]:
+        """Record ``p``; return its headway and the fix of the next arrival's headway."""
+        seen = self._seen.setdefault((route_id, stop_id), [])
+        i = bisect.bisect_left(seen, (p.t, p.device_id), key=lambda q: (q.t, q.device_id))
+        if i < len(seen) and (seen[i].t, seen[i].device_id) == (p.t, p.device_id):
+            prev = seen[i - 1].t if i > 0 else None  # already known (restored): idempotent
+            return (None if prev is None else (p.t - prev) / 1000.0), None
+        seen.insert(i, p)
+        headway = None if i == 0 else (p.t - seen[i - 1].t) / 1000.0
+        fix = None
+        if i + 1 < len(seen):
+            nxt = seen[i + 1]
+            fix = HeadwayFix(route_id, stop_id, nxt, (nxt.t - p.t) / 1000.0)
+        cutoff = seen[-1].t - self.keep_ms
+        drop = bisect.bisect_left(seen, cutoff, key=lambda q: q.t)
+        del seen[: min(drop, len(seen) - 1)]
+        return headway, fix
 
 
 @dataclass
@@ -74,11 +152,14 @@ class ArrivalMatcher:
         self.revisit_ms = revisit_s * 1000
         self.max_route_delay_ms = max_route_delay_s * 1000
         self.buses: dict[str, _Bus] = {}
+        self.headways = Headways()
         self.unmatched = 0  # fixes whose route/trip the schedule does not know
 
-    def restore(self, device_id: str, stop_id: str, t: int) -> None:
+    def restore(self, device_id: str, route_id: str, site: str, stop_id: str, t: int) -> None:
+        """Feed one stored arrival back (after a restart): visits and headways go on."""
         bus = self.buses.setdefault(device_id, _Bus())
         bus.last_arrival[stop_id] = max(t, bus.last_arrival.get(stop_id, -1))
+        self.headways.add(route_id, stop_id, Passing(t, device_id, site))
 
     def process(self, device_id: str, site: str, fixes: list[BusReading]) -> list[Arrival]:
         bus = self.buses.setdefault(device_id, _Bus())
@@ -123,7 +204,10 @@ class ArrivalMatcher:
             return None
         trip_id, scheduled_ms = sched
         bus.last_arrival[best] = fix.t
-        return Arrival(device_id, fix.route_id, site, best, trip_id, fix.t, scheduled_ms)
+        headway, corrects = self.headways.add(fix.route_id, best, Passing(fix.t, device_id, site))
+        return Arrival(
+            device_id, fix.route_id, site, best, trip_id, fix.t, scheduled_ms, headway, corrects
+        )
 
     def _scheduled(
         self, trips: list[str], stop_id: str, t: int, exact: bool

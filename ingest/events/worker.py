@@ -8,7 +8,7 @@ before the ack means redelivery; redelivered readings are skipped by the tracker
 the points are idempotent (same tags + timestamp), so nothing doubles.
 
 On start, episode and visit state is rebuilt from InfluxDB (the last ``care_alert`` per
-device and type, the last ``bus_arrival`` per bus and stop).
+device and type; the last day's ``bus_arrival`` points for visits and headways).
 """
 
 # ruff: noqa: S608 -- queries here are constants plus a number we format.
@@ -123,11 +123,16 @@ class EventsWorker:
                 r["device_id"], r["type"], r["state"], int(r["episode_ms"] or 0), int(r["time"])
             )
         if self.arrivals is not None:
+            # Every arrival of the last day (a few thousand points for a city): the last
+            # one per bus and stop continues visits, the recent ones per route and stop
+            # continue headways (and let a late arrival correct its successor's).
             for r in self.influx.rows(
-                f"SELECT LAST(delay_s) FROM {BUS_ARRIVAL} WHERE time > now() - 1d "
-                "GROUP BY device_id, stop_id"
+                f"SELECT delay_s FROM {BUS_ARRIVAL} WHERE time > now() - 1d "
+                "GROUP BY device_id, route_id, site, stop_id"
             ):
-                self.arrivals.restore(r["device_id"], r["stop_id"], int(r["time"]))
+                self.arrivals.restore(
+                    r["device_id"], r["route_id"], r["site"], r["stop_id"], int(r["time"])
+                )
         log.info(
             "state restored",
             extra={
@@ -203,7 +208,7 @@ class EventsWorker:
             lines = [a.line() for a in alerts]
         elif isinstance(msg, BusMessage) and self.arrivals is not None:
             arrivals = self.arrivals.process(msg.device_id, msg.site, msg.readings)
-            lines = [a.line() for a in arrivals]
+            lines = [x for a in arrivals for x in a.lines()]
             self.stats["arrivals"] += len(arrivals)
         self.stats["readings"] += len(msg.readings)
         for a in alerts:

@@ -90,12 +90,19 @@ def city(influx: InfluxV1) -> KpiEngine:
         ("s2", 10, 301.0),
         ("s2", 20, 30.0),
     ]
+    previous: dict[str, int] = {}
     for i, (stop, minute, delay) in enumerate(arrivals):
+        # headway_s as the events worker writes it: the gap from the route's previous
+        # arrival at the stop (none for the first).
+        fields: dict[str, float | str] = {"delay_s": delay, "trip_id": "t1", "scheduled_ms": 0}
+        if stop in previous:
+            fields["headway_s"] = (minute - previous[stop]) * 60.0
+        previous[stop] = minute
         lines.append(
             line(
                 "bus_arrival",
                 {"device_id": f"b{i % 2}", "route_id": "r1", "site": "a", "stop_id": stop},
-                {"delay_s": delay, "trip_id": "t1", "scheduled_ms": 0},
+                fields,
                 MS0 + minute * MIN,
             )
         )
@@ -130,6 +137,10 @@ def city(influx: InfluxV1) -> KpiEngine:
 
 def _values(engine: KpiEngine, theme: str, site: str | None = None) -> dict[str, float | None]:
     w = Window(T0, T0 + timedelta(hours=2), site)
+    return {k.id: k.value for k in engine.theme(theme, w).kpis}
+
+
+def _kpi(engine: KpiEngine, theme: str, w: Window) -> dict[str, float | None]:
     return {k.id: k.value for k in engine.theme(theme, w).kpis}
 
 
@@ -191,6 +202,13 @@ def test_transit(city: KpiEngine) -> None:
     assert v["avg_speed_kmh"] == pytest.approx(30.0)
     # s1 gaps 600, 1200 -> cv sqrt(2)/3 (sample stddev); s2 gaps 600, 600 -> 0.
     assert v["headway_cv"] == pytest.approx(math.sqrt(2) / 3 / 2)
+    # From 5 min on, the gaps that END in the window count: s1 600 (from 0 min, before
+    # the window), 1200 -> the same cv; s2 600, 600 -> 0. One gap only (from 15 min: s1
+    # 1200, s2 600): no sample stddev, no cv.
+    late = Window(T0 + timedelta(minutes=5), T0 + timedelta(hours=2))
+    assert _kpi(city, "transit", late)["headway_cv"] == pytest.approx(math.sqrt(2) / 3 / 2)
+    later = Window(T0 + timedelta(minutes=15), T0 + timedelta(hours=2))
+    assert _kpi(city, "transit", later)["headway_cv"] is None
 
 
 def test_platform(city: KpiEngine) -> None:

@@ -67,7 +67,7 @@ def test_route_only_fix_and_trip_past_midnight(schedule: Schedule) -> None:
 
 def test_restart_within_revisit_window_is_the_same_visit(schedule: Schedule) -> None:
     m = ArrivalMatcher(schedule, revisit_s=300)
-    m.restore("bus1", "S1", ms(8, 1, 30))
+    m.restore("bus1", "R1", "p", "S1", ms(8, 1, 30))
     assert m.process("bus1", "p", [fix(ms(8, 2), S1)]) == []
     assert len(m.process("bus1", "p", [fix(ms(8, 9), (34.0, 133.005)), fix(ms(8, 10), S1)])) == 1
 
@@ -87,3 +87,42 @@ def test_bad_feeds_say_what_is_wrong(tmp_path: Path) -> None:
     with pytest.raises(GtfsError, match="no trips.txt"):
         Schedule.load(feed)
     assert distance_m(*S1, *S2) == pytest.approx(922, abs=5)
+
+
+def test_headway_from_the_previous_arrival_of_any_bus_of_the_route(schedule: Schedule) -> None:
+    m = ArrivalMatcher(schedule)
+    first = m.process("bus1", "p", [fix(ms(8, 1), S1)])
+    second = m.process("bus2", "p", [fix(ms(8, 11), S1)])
+    assert first[0].headway_s is None  # nothing known before it
+    assert second[0].headway_s == 600.0
+    assert "headway_s=600.0" in second[0].line()
+    assert "headway_s" not in first[0].line()
+
+
+def test_late_arrival_corrects_its_successor(schedule: Schedule) -> None:
+    m = ArrivalMatcher(schedule)
+    m.process("bus1", "p", [fix(ms(8, 1), S1)])
+    m.process("bus2", "p", [fix(ms(8, 21), S1)])
+    # bus3's outbox drains late: its 08:11 arrival splits the 20-minute gap.
+    late = m.process("bus3", "q", [fix(ms(8, 11), S1)])
+    assert late[0].headway_s == 600.0
+    fixed = late[0].corrects
+    assert fixed is not None and fixed.headway_s == 600.0
+    lines = late[0].lines()
+    assert len(lines) == 2
+    # The correction rewrites bus2's point (same tags and time): InfluxDB merges the field.
+    assert lines[1] == (
+        f"bus_arrival,device_id=bus2,route_id=R1,site=p,stop_id=S1 headway_s=600.0 {ms(8, 21)}"
+    )
+
+
+def test_restored_arrivals_continue_headways_idempotently(schedule: Schedule) -> None:
+    m = ArrivalMatcher(schedule)
+    m.restore("bus1", "R1", "p", "S1", ms(8, 1))
+    m.restore("bus1", "R1", "p", "S1", ms(8, 1))  # the same point twice: no change
+    out = m.process("bus2", "p", [fix(ms(8, 16), S1)])
+    assert out[0].headway_s == 900.0 and out[0].corrects is None
+    # Only ~2 h of history per (route, stop) is kept, but the newest always is.
+    out = m.process("bus1", "p", [fix(ms(13, 0), S1)])
+    assert out[0].headway_s == (ms(13, 0) - ms(8, 16)) / 1000
+    assert len(m.headways._seen[("R1", "S1")]) == 1

@@ -6,6 +6,7 @@ import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -20,6 +21,7 @@ from ingest.events.care import CareRules
 from ingest.events.gtfs import Schedule
 from ingest.events.worker import EventsOptions, EventsWorker
 from machi.democity import ROUTES, build_fleet, write_city_gtfs
+from machi.democity.city import TZ
 from machi.simulate import Publisher
 
 
@@ -51,6 +53,31 @@ def test_wearables_meet_k_per_care_site() -> None:
     assert min(per_site.values()) >= KpiConfig().care_k
 
 
+def _service_hour_end(now_s: float | None = None) -> int:
+    """The latest 12:00 JST at or before now, in epoch ms.
+
+    The city's buses run 05:30-23:30 JST (trips until ~00:35), so an hour of "now"
+    between ~00:45 and ~06:00 JST has no or too few stop arrivals for a headway (this
+    test used to fail at those hours). Noon is always in service and within the
+    30-day acceptance window of ``decode_message``.
+    """
+    jst = ZoneInfo(TZ)
+    local = datetime.fromtimestamp(time.time() if now_s is None else now_s, jst)
+    noon = local.replace(hour=12, minute=0, second=0, microsecond=0)
+    if noon > local:
+        noon -= timedelta(days=1)
+    return int(noon.timestamp()) * 1000
+
+
+def test_service_hour_end_is_noon_jst_in_the_past() -> None:
+    for hours in range(0, 48, 5):
+        now = datetime(2024, 5, 1, tzinfo=UTC) + timedelta(hours=hours, minutes=7)
+        end = _service_hour_end(now.timestamp())
+        local = datetime.fromtimestamp(end / 1000, ZoneInfo(TZ))
+        assert (local.hour, local.minute) == (12, 0)
+        assert timedelta(0) <= now - datetime.fromtimestamp(end / 1000, UTC) < timedelta(days=1)
+
+
 @pytest.mark.integration
 def test_every_kpi_has_data(settings: Settings, influx: InfluxV1, tmp_path: Path) -> None:
     schedule = Schedule.load(write_city_gtfs(tmp_path / "city.zip"))
@@ -62,7 +89,7 @@ def test_every_kpi_has_data(settings: Settings, influx: InfluxV1, tmp_path: Path
     time.sleep(0.3)
     fleet = build_fleet(meters=12, wearables=15, anomaly_rate=0.02)
     pub = Publisher(settings, "democity-test")
-    end = (int(time.time()) // 10) * 10_000
+    end = _service_hour_end()
     step = 10_000 * 30
     sent = 0
     try:
@@ -101,5 +128,15 @@ def test_every_kpi_has_data(settings: Settings, influx: InfluxV1, tmp_path: Path
         if k.value is None
     ]
     assert missing == []
+    # headway_s measured by the worker gives the same cv as the gaps between consecutive
+    # arrivals inside the window (the definition before headway_s existed): no arrival
+    # precedes this window, and the fixes fall on whole seconds.
+    elapsed = (
+        "SELECT MEAN(cv) FROM (SELECT STDDEV(h) / MEAN(h) AS cv FROM "
+        f"(SELECT ELAPSED(delay_s, 1s) AS h FROM bus_arrival WHERE {w.where()} "
+        "GROUP BY route_id, stop_id) WHERE h > 0 AND h <= 7200 GROUP BY route_id, stop_id)"
+    )
+    transit = {k.id: k.value for k in engine.theme("transit", w).kpis}
+    assert transit["headway_cv"] == pytest.approx(KpiEngine.scalar(influx.query(elapsed)))
     care = {k.id: k.value for k in engine.theme("care", w).kpis}
     assert sum(v for key, v in care.items() if key.startswith("alerts_")) > 0  # type: ignore[misc]
