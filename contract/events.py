@@ -10,7 +10,10 @@ These are part of the InfluxDB schema the KPI API and the dashboards query.
 
 ``bus_arrival`` (derived by the events worker from GTFS static + bus fixes)
     tags: ``device_id``, ``route_id``, ``site``, ``stop_id``
-    fields: ``delay_s`` (float, + = late), ``trip_id`` (string), ``scheduled_ms`` (int)
+    fields: ``delay_s`` (float, + = late), ``trip_id`` (string), ``scheduled_ms`` (int),
+    ``headway_s`` (float, optional: seconds since the previous arrival of any bus of the
+    same route at the same stop; absent for the first one known; rewritten in place when
+    a late arrival lands in between)
     time: the observed arrival.
 
 ``ingest_stats`` (written by each ingest worker every ``stats_interval`` seconds)
