@@ -79,6 +79,12 @@ class _Server:
     def start(self, timeout: float = 30.0) -> None:
         if self.running:
             return
+        self.spawn()
+        assert self.proc is not None
+        _wait(self._ready, f"{self.name} on 127.0.0.1:{self.port}", timeout, self.proc, self.log)
+
+    def spawn(self) -> None:
+        """Start the process without waiting for it to be ready."""
         logf = self.log.open("ab")
         extra_env: dict[str, str] | None = getattr(self, "env", None)
         env = {**os.environ, **extra_env} if extra_env else None
@@ -86,7 +92,6 @@ class _Server:
             self._argv(), stdout=logf, stderr=subprocess.STDOUT, start_new_session=True, env=env
         )
         logf.close()
-        _wait(self._ready, f"{self.name} on 127.0.0.1:{self.port}", timeout, self.proc, self.log)
 
     @property
     def running(self) -> bool:

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+import httpx
+
 from contract.influx import InfluxV1
 from contract.lineprotocol import message_lines
 from contract.schema import Message, encode_message, make_message
@@ -148,9 +150,14 @@ def _end_to_end(
         raise RuntimeError("the broker did not acknowledge every publish within 600 s")
     pub.close()
     if backlog:
-        t0 = time.perf_counter()
         for w in workers:
-            w.start()
+            w.spawn()
+        # Time from when the workers' processes are up (metrics endpoint answering), so
+        # Python's start-up is not counted as ingest time.
+        for w in workers:
+            assert w.proc is not None
+            wait_until(partial(_answers, w.metrics_url), bool, timeout=60, every=0.01)
+        t0 = time.perf_counter()
 
     def done() -> float:
         return sum(w.metric("machi_ingest_readings_total") for w in workers)
@@ -164,6 +171,13 @@ def _end_to_end(
     if n != total:
         raise RuntimeError(f"stored {n} readings, expected {total}: data was lost or doubled")
     return total / elapsed, len(msgs) / elapsed
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=0.5).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def _latency(env: Env, db: str, run_id: str) -> list[float]:
