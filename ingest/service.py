@@ -64,6 +64,7 @@ class IngestService:
         self.metrics = metrics or IngestMetrics()
         self.deadletters = DeadLetterFile(cfg.dead_letter_file)
         self._stop = threading.Event()
+        self._stopped = False
         self.writer = Writer(
             make_backend(cfg.settings, use_gzip=cfg.gzip),
             max_retry_s=cfg.max_retry_s,
@@ -130,7 +131,10 @@ class IngestService:
         return self._connected.wait(timeout)
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Store what was received, acknowledge it, then disconnect."""
+        """Store what was received, acknowledge it, then disconnect. Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
         with self._lock:
             last = self._take_locked()
         if last is not None:
@@ -201,34 +205,53 @@ class IngestService:
         generation = self._generation
         topic = msg.topic
         payload = bytes(msg.payload)
-        now_ms = time.time_ns() // 1_000_000
         lines: list[str] = []
         max_t = 0
+        qos = msg.qos
         try:
-            parsed = self._topic_cache.get(topic, _MISSING)
-            if parsed is _MISSING:
-                parsed = self.topics.parse_telemetry(topic)
-                if len(self._topic_cache) > 200_000:  # bound memory on topic floods
-                    self._topic_cache.clear()
-                self._topic_cache[topic] = parsed
-            if parsed is not None:
-                kind, device_id = cast(tuple[str, str], parsed)
-                message = decode_message(kind, device_id, payload, now_ms, self.cfg.limits)
-                lines = message_lines(message)
-                max_t = message.readings[-1].t
-            elif topic.startswith(self._status_prefix):
-                lines = [self._status_line(topic, payload, now_ms)]
-            else:
-                raise Rejected(Reason.BAD_TOPIC, f"topic {topic!r} is not a contract v1 topic")
+            lines, max_t = self._decode(topic, payload)
         except Rejected as exc:
-            self._reject(exc.reason.value, exc.detail, topic, payload)
+            qos = self._reject_or_hold(exc.reason.value, exc.detail, topic, payload, qos)
         except Exception as exc:
             # An exception escaping this callback would kill paho's network thread and
             # stall the stream; keep the message for inspection instead.
             log.exception("bug while decoding a message; dead-lettering it")
-            lines = []
-            self._reject(Reason.INTERNAL.value, repr(exc), topic, payload)
-        self._add(_Item(msg.mid, msg.qos, generation, topic, payload, 0, len(lines)), lines, max_t)
+            qos = self._reject_or_hold(Reason.INTERNAL.value, repr(exc), topic, payload, qos)
+        self._add(_Item(msg.mid, qos, generation, topic, payload, 0, len(lines)), lines, max_t)
+
+    def _decode(self, topic: str, payload: bytes) -> tuple[list[str], int]:
+        """Lines for one message and its newest reading time; raises Rejected."""
+        parsed = self._topic_cache.get(topic, _MISSING)
+        if parsed is _MISSING:
+            parsed = self.topics.parse_telemetry(topic)
+            if len(self._topic_cache) > 200_000:  # bound memory on topic floods
+                self._topic_cache.clear()
+            self._topic_cache[topic] = parsed
+        now_ms = time.time_ns() // 1_000_000
+        if parsed is not None:
+            kind, device_id = cast(tuple[str, str], parsed)
+            message = decode_message(kind, device_id, payload, now_ms, self.cfg.limits)
+            # Readings are in time order in practice; the last one stands for the newest.
+            return message_lines(message), message.readings[-1].t
+        if topic.startswith(self._status_prefix):
+            return [self._status_line(topic, payload, now_ms)], 0
+        raise Rejected(Reason.BAD_TOPIC, f"topic {topic!r} is not a contract v1 topic")
+
+    def _reject_or_hold(
+        self, reason: str, detail: str, topic: str, payload: bytes, qos: int
+    ) -> int:
+        """Dead-letter a message; return the QoS to acknowledge it with (0 = never ack).
+
+        If the dead-letter file cannot be written (disk full, permissions), the message
+        is held unacknowledged so the broker keeps it, rather than acked unrecorded.
+        """
+        try:
+            self._reject(reason, detail, topic, payload)
+        except OSError:
+            log.exception("cannot write the dead-letter file; holding the message unacknowledged")
+            self.metrics.messages.labels("held").inc()
+            return 0
+        return qos
 
     def _status_line(self, topic: str, payload: bytes, now_ms: int) -> str:
         agent_id = topic[len(self._status_prefix) :]

@@ -251,3 +251,24 @@ def test_ingest_stats_and_database_creation(settings: Settings, ingest_factory) 
     )
     assert rows[0]["r"] == 1
     assert encode_message  # the one serializer is what Publisher uses
+
+
+def test_unwritable_dead_letter_file_holds_the_message(
+    settings: Settings, influx: InfluxV1, ingest_factory, tmp_path: Path
+) -> None:
+    """A reject that cannot be recorded is not acknowledged: the broker keeps it."""
+    client_id = f"held-{settings.topic_prefix}"
+    svc = ingest_factory(client_id=client_id, dead_letter_file=Path("/dev/full"))
+    pub = Publisher(settings, "pub-held")
+    pub.publish_raw(f"{settings.topic_prefix}/v1/telemetry/energy_meter/m1", b"{broken")
+    pub.publish(make_message("energy_meter", "m1", "kita", 0, [{"t": now_ms(), "power_w": 1.0}]))
+    pub.flush()
+    assert wait_until(lambda: stored(influx, "energy_meter"), bool, 20) == 1
+    assert svc.counts["rejected"] == 0
+    svc.stop()
+    # The same session with a writable dead-letter file gets the held message again.
+    good = ingest_factory(client_id=client_id, dead_letter_file=tmp_path / "dl.jsonl")
+    entries = wait_until(lambda: read_dead_letters(tmp_path / "dl.jsonl"), bool, 20)
+    assert [e["reason"] for e in entries] == ["invalid_json"]
+    assert good.counts["rejected"] == 1
+    pub.close()
