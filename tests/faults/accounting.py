@@ -27,6 +27,9 @@ from contract.schema import KINDS, Message
 
 Key = tuple[str, int]  # (device_id, seq)
 
+#: Every settled audit's summary line, printed at the end of the run by conftest.py.
+SUMMARIES: list[str] = []
+
 
 class Ledger:
     """Thread-safe record of every message handed to the pipeline, once per (device, seq).
@@ -151,6 +154,7 @@ def settle(
     time.sleep(1.5)
     a = audit_influx(name, ledger, influx)
     print(a.summary())
+    SUMMARIES.append(a.summary())
     return a
 
 
