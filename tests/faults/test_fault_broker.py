@@ -147,7 +147,7 @@ def test_mosquitto_crash_mid_stream_loses_at_most_the_autosave_window(
     ing.start()
     watcher = _SaveWatcher(own_mosquitto)
     ledger = Ledger()
-    stream = Stream(s, ledger, rounds=200, pause_s=0.1).start()
+    stream = Stream(s, ledger, rounds=400, pause_s=0.1).start()  # halted after the crash
     time.sleep(1.0)
     if not ingest_online:
         ing.stop()  # its session queues from here on
