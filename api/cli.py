@@ -33,6 +33,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--cache-ttl", type=float, help="seconds to cache KPI answers [MACHI_API_CACHE_TTL]"
     )
     p.add_argument(
+        "--refresh",
+        type=float,
+        help="recompute the default (last 24 h) answers every N s, 0 = off "
+        "[MACHI_API_REFRESH_S, default 30]",
+    )
+    p.add_argument(
         "--no-rollups",
         action="store_true",
         help="do not create the green rollup CQs at start-up (KPIs then read raw points)",
@@ -131,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
         anonymous=args.anonymous,
         audit_log=args.audit_log,
         cache_ttl_s=args.cache_ttl,
+        refresh_s=args.refresh,
     )
     if not args.no_rollups:
         influx = _influx(args)

@@ -76,6 +76,8 @@ class ApiConfig:
     keys_file: str | None = None
     anonymous: bool = False
     cache_ttl_s: float = 10.0
+    #: Recompute the default answers (last 24 h, city and each site) every N s; 0 = off.
+    refresh_s: float = 30.0
     audit_log: Path = Path(".machi/audit/api-audit.jsonl")
     max_window_days: int = 31
 
@@ -88,7 +90,14 @@ class ApiConfig:
             "keys_file": os.environ.get("MACHI_API_KEYS_FILE") or None,
             "anonymous": env_bool("MACHI_API_ANONYMOUS", False),
             "cache_ttl_s": env_float("MACHI_API_CACHE_TTL", cls.cache_ttl_s),
+            "refresh_s": env_float("MACHI_API_REFRESH_S", cls.refresh_s),
             "audit_log": Path(env("MACHI_API_AUDIT_LOG", str(cls.audit_log))),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
+
+    def __post_init__(self) -> None:
+        if self.refresh_s < 0:
+            raise ConfigError(
+                f"MACHI_API_REFRESH_S={self.refresh_s} must be 0 (off) or a number of seconds"
+            )

@@ -39,6 +39,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--requests", type=int, default=50, help="timed requests per theme")
     p.add_argument("--workdir", type=Path, help="influxd data dir (default: a temp dir)")
     p.add_argument("--target-ms", type=float, default=100.0, help="p99 target (default 100)")
+    p.add_argument(
+        "--statements",
+        type=int,
+        default=5,
+        metavar="N",
+        help="time each theme statement alone, median of N runs (default 5; 0 = skip)",
+    )
 
 
 def _pct(xs: list[float], q: float) -> float:
@@ -63,6 +70,7 @@ def load(influx: InfluxV1, devices: int, end_ms: int, hours: float, interval_s: 
             batch = []
 
     sites = [f"site-{i}" for i in range(8)]
+    arrivals: list[tuple[str, str, int, str, str, float]] = []
     for d in range(devices):
         site = sites[d % len(sites)]
         if d < devices * 0.6:
@@ -107,21 +115,23 @@ def load(influx: InfluxV1, devices: int, end_ms: int, hours: float, interval_s: 
                 for t in times
             ]
             msg = make_message("bus", f"b{d:04d}", site, 1, rs)
-            for t in times:
-                batch.append(
-                    line(
-                        "bus_arrival",
-                        {
-                            "device_id": f"b{d:04d}",
-                            "route_id": f"R{d % 5}",
-                            "site": site,
-                            "stop_id": f"S{rng.randrange(20)}",
-                        },
-                        {"delay_s": rng.gauss(60, 90), "trip_id": "T", "scheduled_ms": t},
-                        t,
-                    )
-                )
+            arrivals += [
+                (f"R{d % 5}", f"S{rng.randrange(20)}", t, f"b{d:04d}", site, rng.gauss(60, 90))
+                for t in times
+            ]
         batch.extend(message_lines(msg))
+        flush()
+    # headway_s as the events worker measures it: from the previous arrival of any bus
+    # of the route at the stop.
+    arrivals.sort()
+    prev: tuple[str, str, int] | None = None
+    for route, stop, t, dev, site, delay in arrivals:
+        fields: dict[str, float | int | str] = {"delay_s": delay, "trip_id": "T", "scheduled_ms": t}
+        if prev is not None and prev[:2] == (route, stop) and t > prev[2]:
+            fields["headway_s"] = (t - prev[2]) / 1000
+        prev = (route, stop, t)
+        tags = {"device_id": dev, "route_id": route, "site": site, "stop_id": stop}
+        batch.append(line("bus_arrival", tags, fields, t))
         flush()
     for i, t in enumerate(times):
         batch.append(
@@ -219,6 +229,17 @@ def run(args: argparse.Namespace) -> int:
             worst = max(worst, a99)
             ok = "ok" if a99 <= args.target_ms else "MISSED"
             print(f"{theme:<10} {a50:9.1f} {a99:9.1f} {b50:9.1f} {b99:9.1f} {a50 / b50:9.2f}  {ok}")
+        if args.statements:
+            print(f"\nper statement, bare, median of {args.statements} (ms):")
+            for theme in THEMES:
+                engine.theme(theme, Window(start, end))
+                for stmt in engine.last_query.split(";\n"):
+                    took = []
+                    for _ in range(args.statements):
+                        t = time.perf_counter()
+                        influx.http.get("/query", params={"q": stmt, "db": "bench", "epoch": "ms"})
+                        took.append((time.perf_counter() - t) * 1000)
+                    print(f"  {theme:<9} {statistics.median(took):7.1f}  {stmt[:150]}")
         # With the cache on (the default TTL), repeated requests skip InfluxDB entirely.
         cached = create_app(
             settings,

@@ -1,0 +1,125 @@
+"""Background refresher: the default KPI answers (last 24 h), recomputed every N seconds.
+
+Most requests ask for the default window (the last 24 h, city-wide or one site). A
+day of InfluxQL can take longer than the latency target on small machines, so one
+thread recomputes every theme for the city and for each site every ``interval_s``
+seconds (``MACHI_API_REFRESH_S``) and the routes serve those answers from memory. The
+window ends at the start of the round, rounded down to the interval: an answer is at
+most ~2 intervals old. Explicit ``start``/``end`` requests are still computed on demand.
+
+A round is published only when every answer in it was computed, so all themes of one
+snapshot share one window. When InfluxDB fails, the last snapshot is served until it is
+``3 x interval_s`` old; after that requests compute again (and get InfluxDB's error).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from api.kpis import THEMES, KpiEngine, Window
+from contract.influx import InfluxError
+
+log = logging.getLogger("machi.api.refresh")
+
+DEFAULT_SPAN = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    end: datetime
+    made: float  # time.monotonic() when published
+    answers: dict[tuple[str, str | None], dict[str, Any]] = field(default_factory=dict)
+
+
+class Refresher:
+    """Recomputes the default answers on a daemon thread; ``get`` serves them."""
+
+    def __init__(
+        self,
+        engine: KpiEngine,
+        sites: Callable[[], list[str]],
+        interval_s: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if interval_s <= 0:
+            raise ValueError("the refresh interval must be positive (0 disables the refresher)")
+        self.engine = engine
+        self.sites = sites
+        self.interval_s = interval_s
+        self.clock = clock
+        self.rounds = 0
+        self.failures = 0
+        self.last_round_s = 0.0
+        self._snapshot: Snapshot | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="kpi-refresher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.refresh()
+            except (InfluxError, httpx.HTTPError) as exc:
+                self.failures += 1
+                log.warning(
+                    "KPI refresh failed; serving the previous answers while they are fresh",
+                    extra={"fields": {"error": str(exc)}},
+                )
+            # Sleep to the next interval boundary so rounds line up with window ends.
+            now = self.clock()
+            self._stop.wait(max(0.5, self.interval_s - now % self.interval_s))
+
+    def refresh(self) -> Snapshot:
+        """Compute one round now and publish it; return it."""
+        t0 = time.monotonic()
+        now = self.clock()
+        end = datetime.fromtimestamp(now - now % self.interval_s, UTC)
+        answers: dict[tuple[str, str | None], dict[str, Any]] = {}
+        for site in [None, *self.sites()]:
+            w = Window(end - DEFAULT_SPAN, end, site)
+            for theme in THEMES:
+                answers[(theme, site)] = self.engine.theme(theme, w).as_dict()
+        snap = Snapshot(end, time.monotonic(), answers)
+        self._snapshot = snap  # one reference swap: readers see a whole round or the old one
+        self.rounds += 1
+        self.last_round_s = time.monotonic() - t0
+        return snap
+
+    def _fresh(self) -> Snapshot | None:
+        snap = self._snapshot
+        if snap is None or time.monotonic() - snap.made > 3 * self.interval_s:
+            return None
+        return snap
+
+    def get(self, theme: str, site: str | None) -> dict[str, Any] | None:
+        """The refreshed default answer, or None (not computed yet, unknown site, stale)."""
+        snap = self._fresh()
+        return None if snap is None else snap.answers.get((theme, site))
+
+    def get_all(self, site: str | None) -> tuple[datetime, list[dict[str, Any]]] | None:
+        """Every theme's refreshed default answer, all from one round (one window)."""
+        snap = self._fresh()
+        if snap is None or (THEMES[0], site) not in snap.answers:
+            return None
+        return snap.end, [snap.answers[(t, site)] for t in THEMES]
+
+    @property
+    def end(self) -> datetime | None:
+        snap = self._snapshot
+        return None if snap is None else snap.end
