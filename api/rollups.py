@@ -11,9 +11,11 @@ downsample them into the ``machi_rollup`` retention policy, on the 5-minute grid
    can then merge rollup and raw points of one meter into one series (the raw tail).
 3. ``machi_rollup.energy_site`` per site per 5 min: the sums of (1) over meters.
 
-Each is a CQ with ``RESAMPLE EVERY 1m FOR 1h``, so an interval is recomputed for an hour
+Each is a CQ with ``RESAMPLE EVERY 5m FOR 1h``, so an interval is recomputed for an hour
 after it ends: readings up to one hour late are included, later ones only by
-``machi api rollup --start ... --end ...`` (the same statements, run on demand).
+``machi api rollup --start ... --end ...`` (the same statements, run on demand). Every
+5 minutes rather than every minute: each run recomputes an hour of every meter, and
+once per grid interval is enough to pick up late data (a fifth of the CQ load).
 
 Why gaps are bridged although InfluxDB reaches back only one interval: a CQ run whose
 oldest interval has no earlier reading in reach emits *no row* for it, so the value
@@ -34,10 +36,12 @@ RP = "machi_rollup"
 GRID = timedelta(minutes=5)
 #: Late-data window: how long after it ends an interval is still recomputed by the CQs.
 LATE = timedelta(hours=1)
-EVERY = timedelta(minutes=1)
-#: How far behind real time the rollup is trusted to be complete: one grid interval to
-#: close, one CQ tick for the meter CQ, one more for the site CQ, and a margin.
-LAG = timedelta(minutes=3)
+EVERY = timedelta(minutes=5)
+#: How far behind real time the rollup is trusted to be complete. An interval closes at
+#: f; the meter CQ run at the next tick after f + EVERY has all its (seconds-late) data;
+#: the site CQ may run before the meter CQ in a tick (CQs recreated on upgrade change the
+#: order), so it is complete one tick later; plus a margin for the runs themselves.
+LAG = 2 * EVERY + timedelta(minutes=1)
 CQ_PREFIX = "machi_green_"
 
 
@@ -103,11 +107,23 @@ def rollups(db: str) -> list[Rollup]:
     ]
 
 
-def _cq(db: str, r: Rollup) -> str:
-    every, late = int(EVERY.total_seconds()), int(LATE.total_seconds())
+def _duration(d: timedelta) -> str:
+    # As InfluxDB echoes durations back in SHOW CONTINUOUS QUERIES (1h, 5m, 90s).
+    sec = int(d.total_seconds())
+    for unit, n in (("h", 3600), ("m", 60)):
+        if sec % n == 0:
+            return f"{sec // n}{unit}"
+    return f"{sec}s"
+
+
+def _resample(every: timedelta) -> str:
+    return f"RESAMPLE EVERY {_duration(every)} FOR {_duration(LATE)}"
+
+
+def _cq(db: str, r: Rollup, every: timedelta) -> str:
     return (
         f"CREATE CONTINUOUS QUERY {quote_ident(CQ_PREFIX + r.name)} ON {quote_ident(db)} "
-        f"RESAMPLE EVERY {every}s FOR {late}s BEGIN {r.statement()} END"
+        f"{_resample(every)} BEGIN {r.statement()} END"
     )
 
 
@@ -121,11 +137,13 @@ def existing_cqs(influx: InfluxV1) -> dict[str, str]:
     return out
 
 
-def setup(influx: InfluxV1) -> list[str]:
+def setup(influx: InfluxV1, every: timedelta = EVERY) -> list[str]:
     """Create the retention policy and the CQs if missing (idempotent); return what was done.
 
     ``CREATE CONTINUOUS QUERY`` fails when the CQ exists, so existing names are checked
-    first. A CQ whose text no longer matches ours (an older machi) is dropped and recreated.
+    first. A CQ whose text no longer matches ours (an older machi, another ``every``) is
+    dropped and recreated. ``every`` other than ``EVERY`` is for tests (a CQ that runs
+    each minute); the API's frontier assumes ``EVERY``.
     """
     done: list[str] = []
     rps = {row[0] for s in influx.query("SHOW RETENTION POLICIES") for row in s.get("values", [])}
@@ -141,11 +159,12 @@ def setup(influx: InfluxV1) -> list[str]:
         name = CQ_PREFIX + r.name
         want = r.statement()
         if name in have:
-            if _normal(want) in _normal(have[name]):
+            text = _normal(have[name])
+            if _normal(want) in text and _normal(_resample(every)) in text:
                 continue
             influx.execute(f"DROP CONTINUOUS QUERY {quote_ident(name)} ON {quote_ident(influx.db)}")
             done.append(f"dropped outdated continuous query {name}")
-        influx.execute(_cq(influx.db, r))
+        influx.execute(_cq(influx.db, r, every))
         done.append(f"created continuous query {name}")
     return done
 

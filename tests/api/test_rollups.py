@@ -49,6 +49,11 @@ def test_setup_is_idempotent_and_replaces_outdated_cqs(influx: InfluxV1) -> None
         f"created continuous query {name}",
     ]
     assert "sum(imp_kwh)" in rollups.existing_cqs(influx)[name].lower()
+    # CQs that ran every minute (before the 5-minute schedule) are replaced too.
+    assert len(rollups.setup(influx, every=timedelta(minutes=1))) == 6
+    assert len(rollups.setup(influx)) == 6
+    assert all("RESAMPLE EVERY 5m FOR 1h" in text for text in rollups.existing_cqs(influx).values())
+    assert rollups.setup(influx) == []
 
 
 @pytest.mark.parametrize("site", [None, "a", "b"])
@@ -119,14 +124,18 @@ def test_rollup_not_used_before_its_first_interval(influx: InfluxV1) -> None:
 
 
 def test_continuous_queries_really_roll_up(influx: InfluxV1) -> None:
-    """The installed CQs (not just their statements) fill the rollup within ~1 minute."""
+    """The installed CQs (not just their statements) fill the rollup within ~1 minute.
+
+    Installed to run every minute: the real schedule (every 5 min) would make this test
+    wait up to 5 minutes; the statements are the same.
+    """
     import time
 
     now = datetime.now(tz=T0.tzinfo)
     base = rollups.floor_grid(now) - timedelta(minutes=20)
     minutes = [(base - T0).total_seconds() / 60 + m for m in range(0, 20, 2)]
     _write(influx, [_meter("m1", "a", m, 50.0 + i) for i, m in enumerate(minutes)])
-    rollups.setup(influx)
+    rollups.setup(influx, every=timedelta(minutes=1))
     q = (
         f"SELECT SUM(imp_kwh) FROM {quote_ident(rollups.RP)}.energy_site "
         f"WHERE time >= {rollups.ts(base)} AND time < {rollups.ts(base + timedelta(minutes=15))}"
