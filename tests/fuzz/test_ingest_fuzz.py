@@ -11,17 +11,12 @@ from __future__ import annotations
 import base64
 import collections
 import json
-import os
 import random
-import re
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from contract.influx import InfluxV1
@@ -29,7 +24,7 @@ from contract.mqtt import MqttOptions, make_client
 from contract.schema import Reason, Rejected, decode_message, encode_message, make_message
 from contract.settings import Settings
 from contract.topics import Topics
-from machi.servers import free_port
+from machi.servers import IngestProcess
 
 from .test_contract_fuzz import _expected, _mutate, _read_back
 
@@ -40,36 +35,16 @@ N_HOSTILE = 2000
 
 
 @pytest.fixture
-def ingest_proc(settings: Settings, influx: InfluxV1, tmp_path: Path) -> Iterator[dict[str, Any]]:
-    port = free_port()
-    dlq = tmp_path / "deadletter.jsonl"
-    cmd = [
-        sys.executable, "-m", "machi.cli", "ingest",
-        "--mqtt-url", settings.mqtt_url, "--influx-url", settings.influx_url,
-        "--influx-db", settings.influx_db, "--topic-prefix", settings.topic_prefix,
-        "--dead-letter-file", str(dlq), "--metrics-port", str(port),
-        "--client-id", f"fuzz-{settings.topic_prefix}", "--stats-interval", "1",
-    ]  # fmt: skip
-    log = (tmp_path / "ingest.log").open("wb")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ})
-    metrics = f"http://127.0.0.1:{port}/metrics"
-    deadline = time.monotonic() + 30
-    while "machi_ingest_mqtt_connected 1.0" not in _scrape(metrics):
-        assert proc.poll() is None, f"ingest exited: {(tmp_path / 'ingest.log').read_text()}"
-        assert time.monotonic() < deadline, "ingest did not connect within 30 s"
-        time.sleep(0.2)
-    time.sleep(0.5)  # let the SUBACK land before we publish
-    yield {"proc": proc, "dlq": dlq, "metrics": metrics, "log": tmp_path / "ingest.log"}
-    proc.terminate()
-    proc.wait(15)
-    log.close()
-
-
-def _scrape(url: str) -> str:
-    try:
-        return httpx.get(url, timeout=2).text
-    except httpx.HTTPError:
-        return ""
+def ingest_proc(settings: Settings, influx: InfluxV1, tmp_path: Path) -> Iterator[IngestProcess]:
+    # start() returns once the broker has acknowledged the subscription (SUBACK).
+    ing = IngestProcess(
+        tmp_path, settings.mqtt_url, settings.influx_url, settings.influx_db,
+        settings.topic_prefix, client_id=f"fuzz-{settings.topic_prefix}",
+        extra_args=["--stats-interval", "1"],
+    )  # fmt: skip
+    ing.start()
+    yield ing
+    ing.stop()
 
 
 def _build(topics: Topics, now_ms: int) -> list[tuple[str, bytes]]:
@@ -140,7 +115,7 @@ def _oracle(topics: Topics, topic: str, payload: bytes, now_ms: int) -> Any:
 
 
 def test_hostile_traffic_is_dead_lettered_and_valid_traffic_stored(
-    settings: Settings, influx: InfluxV1, ingest_proc: dict[str, Any]
+    settings: Settings, influx: InfluxV1, ingest_proc: IngestProcess
 ) -> None:
     topics = Topics(settings.topic_prefix)
     now_ms = time.time_ns() // 1_000_000
@@ -158,30 +133,8 @@ def test_hostile_traffic_is_dead_lettered_and_valid_traffic_stored(
     n_rejects = sum(expected_rejects.values())
     assert n_rejects > N_HOSTILE * 0.9 and len(expected_points) >= 2 * N_VALID
 
-    client, url = make_client(settings, MqttOptions(client_id=f"fuzzer-{settings.topic_prefix}"))
-    client.connect(url.host, url.port)
-    client.loop_start()
-    try:
-        infos = [client.publish(t, p, qos=1) for t, p in traffic]
-        for info in infos:
-            info.wait_for_publish(30)
-    finally:
-        client.disconnect()
-        client.loop_stop()
-
-    dlq: Path = ingest_proc["dlq"]
-    deadline = time.monotonic() + 90
-    while True:
-        entries = _dead_letters(dlq)
-        got = _read_back(influx)
-        if (len(entries) >= n_rejects and len(got) >= len(expected_points)) or (
-            time.monotonic() > deadline
-        ):
-            break
-        time.sleep(0.5)
-    assert ingest_proc["proc"].poll() is None, (
-        "ingest died: " + ingest_proc["log"].read_text()[-3000:]
-    )
+    _publish(settings, traffic)
+    entries, got = _wait_for(ingest_proc, influx, n_rejects, len(expected_points))
 
     assert got == expected_points  # every valid reading once, exactly as sent, nothing else
     dead = collections.Counter((e["reason"], e["topic"], _payload(e)) for e in entries)
@@ -190,10 +143,9 @@ def test_hostile_traffic_is_dead_lettered_and_valid_traffic_stored(
     assert all(e["detail"] for e in entries)
 
     by_reason = collections.Counter(reason for reason, _t, _p in expected_rejects.elements())
-    text = _scrape(ingest_proc["metrics"])
     for reason, n in by_reason.items():
-        m = re.search(rf'machi_ingest_rejects_total\{{reason="{reason}"\}} (\S+)', text)
-        assert m and float(m.group(1)) == n, f"{reason}: metric {m and m.group(1)} != {n}"
+        counted = ingest_proc.metric("machi_ingest_rejects_total", f'reason="{reason}"')
+        assert counted == n, f"{reason}: metric {counted} != {n}"
 
 
 def _publish(settings: Settings, traffic: list[tuple[str, bytes]]) -> None:
@@ -210,23 +162,22 @@ def _publish(settings: Settings, traffic: list[tuple[str, bytes]]) -> None:
 
 
 def _wait_for(
-    ingest: dict[str, Any], influx: InfluxV1, n_rejects: int, n_points: int
+    ingest: IngestProcess, influx: InfluxV1, n_rejects: int, n_points: int
 ) -> tuple[list[dict[str, Any]], dict[Any, dict[str, Any]]]:
+    """Dead letters and stored points once both counts are reached (or after 90 s)."""
     deadline = time.monotonic() + 90
     while True:
-        entries = _dead_letters(ingest["dlq"])
+        entries = _dead_letters(ingest.dead_letter_file)
         got = _read_back(influx)
-        if len(entries) >= n_rejects and len(got) >= n_points:
-            break
-        if time.monotonic() > deadline:
+        if (len(entries) >= n_rejects and len(got) >= n_points) or time.monotonic() > deadline:
             break
         time.sleep(0.5)
-    assert ingest["proc"].poll() is None, "ingest died: " + ingest["log"].read_text()[-3000:]
+    assert ingest.running, "ingest died: " + ingest.log.read_text()[-3000:]
     return entries, got
 
 
 def test_invalid_utf8_status_is_a_schema_reject(
-    settings: Settings, influx: InfluxV1, ingest_proc: dict[str, Any]
+    settings: Settings, influx: InfluxV1, ingest_proc: IngestProcess
 ) -> None:
     topic = f"{settings.topic_prefix}/v1/status/gw-x"
     _publish(settings, [(topic, b'{"agent_id":"gw-x\x98"}')])
