@@ -2,6 +2,8 @@
 
 An agent publishes ``state: "online"`` with its health every few seconds and sets an
 MQTT last will of ``state: "offline"`` so the broker announces a lost agent.
+``unconfirmed`` (optional, default 0) counts outbox messages the broker acknowledged
+that ingest has not yet confirmed stored.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ class AgentStatus(msgspec.Struct, omit_defaults=True):
     outbox_bytes: int = 0
     dropped: int = 0
     published: int = 0
+    # Messages the broker acknowledged but ingest has not yet confirmed stored (part of
+    # outbox_depth); optional, added with storage confirmations.
+    unconfirmed: int = 0
     sources: dict[str, SourceHealth] = msgspec.field(default_factory=dict)
 
 

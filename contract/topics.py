@@ -39,6 +39,10 @@ class Topics:
     def alert(self, theme: str, device_id: str) -> str:
         return f"{self.prefix}/v1/alerts/{check_id(theme, 'theme')}/{check_id(device_id)}"
 
+    def stored(self, device_id: str) -> str:
+        """Storage confirmations for one device (see ``contract.confirm``)."""
+        return f"{self.prefix}/v1/stored/{check_id(device_id)}"
+
     def deadletter(self, reason: str) -> str:
         return f"{self.prefix}/v1/deadletter/{check_id(reason, 'reason')}"
 

@@ -47,6 +47,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--stats-interval", type=float, help="seconds between ingest_stats points (default 10)"
     )
+    p.add_argument(
+        "--confirm",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="publish storage confirmations on {prefix}/v1/stored/{device_id} after each "
+        "stored batch; --no-confirm for brokers whose ACL lacks that grant "
+        "(default on) [MACHI_INGEST_CONFIRM]",
+    )
     p.add_argument("--max-past-s", type=int, help="oldest accepted reading age (default 30 days)")
     p.add_argument("--max-future-s", type=int, help="furthest accepted future time (default 300 s)")
     p.set_defaults(func=run)
@@ -85,6 +93,7 @@ def config_from_args(args: argparse.Namespace) -> IngestConfig:
         metrics_host=args.metrics_host,
         stats_interval_s=args.stats_interval,
         limits=limits,
+        confirm=args.confirm,
     )
 
 

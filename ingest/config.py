@@ -8,7 +8,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from contract.schema import Limits
-from contract.settings import Settings, env, env_int
+from contract.settings import ConfigError, Settings, env, env_int
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a boolean: use true/false (or 1/0)")
 
 
 @dataclass(frozen=True)
@@ -32,6 +43,8 @@ class IngestConfig:
     worker: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     limits: Limits = Limits()
     max_retry_s: float = 30.0
+    # Publish {prefix}/v1/stored/{device_id} after each stored batch (contract §7).
+    confirm: bool = True
 
     @classmethod
     def from_env(cls, settings: Settings, **overrides: object) -> IngestConfig:
@@ -42,6 +55,7 @@ class IngestConfig:
             "batch_lines": env_int("MACHI_INGEST_BATCH_LINES", cls.batch_lines),
             "dead_letter_file": Path(env("MACHI_DEAD_LETTER_FILE", str(cls.dead_letter_file))),
             "metrics_port": env_int("MACHI_METRICS_PORT", 9464),
+            "confirm": env_bool("MACHI_INGEST_CONFIRM", cls.confirm),
             "limits": Limits(
                 max_past_ms=env_int("MACHI_MAX_PAST_S", Limits.max_past_ms // 1000) * 1000,
                 max_future_ms=env_int("MACHI_MAX_FUTURE_S", Limits.max_future_ms // 1000) * 1000,

@@ -14,13 +14,14 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Annotated, Any, cast
 
 import msgspec
 import paho.mqtt.client as mqtt
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from contract import events
+from contract.confirm import StoredConfirmation, encode_confirmation, to_ranges
 from contract.lineprotocol import line, message_lines
 from contract.mqtt import MqttOptions, connect, make_client
 from contract.schema import Reason, Rejected, decode_message
@@ -33,6 +34,17 @@ from ingest.writer import Writer, make_backend
 
 log = logging.getLogger("machi.ingest")
 _MISSING = object()
+Key = tuple[str, int]  # (device_id, seq) of a telemetry message
+
+
+class _SeqOnly(msgspec.Struct):
+    """Just enough of a rejected telemetry payload to confirm it as dead-lettered."""
+
+    device_id: str
+    seq: Annotated[int, msgspec.Meta(ge=0)]
+
+
+_seq_only = msgspec.json.Decoder(_SeqOnly)
 
 
 @dataclass(slots=True)
@@ -46,6 +58,8 @@ class _Item:
     payload: bytes
     start: int
     count: int
+    key: Key | None = None  # set for telemetry: confirmed after the batch is stored
+    dead: bool = False  # rejected and kept in the dead-letter file
 
 
 @dataclass
@@ -208,19 +222,25 @@ class IngestService:
         lines: list[str] = []
         max_t = 0
         qos = msg.qos
+        key: Key | None = None
+        dead = False
         try:
-            lines, max_t = self._decode(topic, payload)
+            lines, max_t, key = self._decode(topic, payload)
         except Rejected as exc:
-            qos = self._reject_or_hold(exc.reason.value, exc.detail, topic, payload, qos)
+            qos, dead = self._reject_or_hold(exc.reason.value, exc.detail, topic, payload, qos)
         except Exception as exc:
             # An exception escaping this callback would kill paho's network thread and
             # stall the stream; keep the message for inspection instead.
             log.exception("bug while decoding a message; dead-lettering it")
-            qos = self._reject_or_hold(Reason.INTERNAL.value, repr(exc), topic, payload, qos)
-        self._add(_Item(msg.mid, qos, generation, topic, payload, 0, len(lines)), lines, max_t)
+            qos, dead = self._reject_or_hold(Reason.INTERNAL.value, repr(exc), topic, payload, qos)
+        if dead and self.cfg.confirm:
+            key = self._rejected_key(topic, payload)
+        item = _Item(msg.mid, qos, generation, topic, payload, 0, len(lines), key, dead)
+        self._add(item, lines, max_t)
 
-    def _decode(self, topic: str, payload: bytes) -> tuple[list[str], int]:
-        """Lines for one message and its newest reading time; raises Rejected."""
+    def _decode(self, topic: str, payload: bytes) -> tuple[list[str], int, Key | None]:
+        """Lines for one message, its newest reading time and (device_id, seq) if it is
+        telemetry; raises Rejected."""
         parsed = self._topic_cache.get(topic, _MISSING)
         if parsed is _MISSING:
             parsed = self.topics.parse_telemetry(topic)
@@ -232,15 +252,16 @@ class IngestService:
             kind, device_id = cast(tuple[str, str], parsed)
             message = decode_message(kind, device_id, payload, now_ms, self.cfg.limits)
             # Readings are in time order in practice; the last one stands for the newest.
-            return message_lines(message), message.readings[-1].t
+            return message_lines(message), message.readings[-1].t, (device_id, message.seq)
         if topic.startswith(self._status_prefix):
-            return [self._status_line(topic, payload, now_ms)], 0
+            return [self._status_line(topic, payload, now_ms)], 0, None
         raise Rejected(Reason.BAD_TOPIC, f"topic {topic!r} is not a contract v1 topic")
 
     def _reject_or_hold(
         self, reason: str, detail: str, topic: str, payload: bytes, qos: int
-    ) -> int:
-        """Dead-letter a message; return the QoS to acknowledge it with (0 = never ack).
+    ) -> tuple[int, bool]:
+        """Dead-letter a message; return the QoS to acknowledge it with (0 = never ack)
+        and whether it is kept in the dead-letter file.
 
         If the dead-letter file cannot be written (disk full, permissions), the message
         is held unacknowledged so the broker keeps it, rather than acked unrecorded.
@@ -250,8 +271,20 @@ class IngestService:
         except OSError:
             log.exception("cannot write the dead-letter file; holding the message unacknowledged")
             self.metrics.messages.labels("held").inc()
-            return 0
-        return qos
+            return 0, False
+        return qos, True
+
+    def _rejected_key(self, topic: str, payload: bytes) -> Key | None:
+        """(device_id, seq) of a rejected telemetry message, if the topic and payload
+        agree on the device; otherwise it cannot be confirmed to anyone."""
+        parsed = self.topics.parse_telemetry(topic)
+        if parsed is None:
+            return None
+        try:
+            head = _seq_only.decode(payload)
+        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
+            return None
+        return (head.device_id, head.seq) if head.device_id == parsed[1] else None
 
     def _status_line(self, topic: str, payload: bytes, now_ms: int) -> str:
         agent_id = topic[len(self._status_prefix) :]
@@ -396,6 +429,7 @@ class IngestService:
                     log.error("InfluxDB rejected an ingest stats line: %s", rej.error)
                     continue
                 it = b.items[idx]
+                it.dead = True  # partly stored: the whole payload is in the dead-letter file
                 self._reject(
                     Reason.DB_REJECTED.value,
                     f"InfluxDB refused reading {rej.index - it.start}: {rej.error}",
@@ -410,6 +444,8 @@ class IngestService:
         for it in b.items:
             if it.qos and connected and it.generation == generation:
                 self.client.ack(it.mid, it.qos)
+        if self.cfg.confirm:
+            self._confirm(b.items)
         n_msgs = sum(1 for it in b.items if it.count)
         self.counts["messages"] += n_msgs
         self.counts["readings"] += stored
@@ -424,6 +460,29 @@ class IngestService:
             self._last_stored_t = b.max_t
         if self._last_stored_t:
             self.metrics.lag.set(time.time() - self._last_stored_t / 1000)
+
+    def _confirm(self, items: list[_Item]) -> None:
+        """Publish one storage confirmation per device in a stored batch (QoS 0).
+
+        QoS 0 because a lost confirmation costs only a re-send (stored idempotently) and
+        the agents' sessions are not persistent, so QoS 1 would not make delivery surer.
+        """
+        stored: dict[str, set[int]] = {}
+        dead: dict[str, set[int]] = {}
+        for it in items:
+            if it.key is not None:
+                device_id, seq = it.key
+                (dead if it.dead else stored).setdefault(device_id, set()).add(seq)
+        for device_id in stored.keys() | dead.keys():
+            ok = stored.get(device_id, set())
+            msg = StoredConfirmation(
+                device_id,
+                seqs=to_ranges(ok),
+                # A copy that was stored wins over a refused copy of the same seq.
+                deadlettered=to_ranges(dead.get(device_id, set()) - ok),
+            )
+            self.client.publish(self.topics.stored(device_id), encode_confirmation(msg), qos=0)
+        self.counts["confirmations"] += len(stored.keys() | dead.keys())
 
     def run_forever(self) -> None:
         """Run until SIGINT/SIGTERM, then stop gracefully."""
