@@ -175,6 +175,37 @@ def route_loop(rng: random.Random, n: int = 8, radius_km: float = 3.0) -> list[t
     return pts
 
 
+def make_meter(
+    rng: random.Random, device_id: str, index: int, factory: bool, pv_choices: tuple[float, ...]
+) -> Meter:
+    """Meter number ``index`` of a fleet, its own random stream seeded from ``rng``.
+
+    Factories stand in the industrial district with 50 kW of PV; homes are spread over
+    the districts by index with a rooftop PV size drawn from ``pv_choices``.
+    """
+    stream = random.Random(rng.random())
+    return Meter(
+        device_id,
+        "energy_meter",
+        "kogyo" if factory else SITES[index % len(SITES)],
+        stream,
+        factory=factory,
+        pv_kw=50.0 if factory else rng.choice(pv_choices),
+        import_kwh=rng.uniform(1000, 20000),
+    )
+
+
+def make_wearable(
+    rng: random.Random, device_id: str, site: str, anomaly_rate: float = Wearable.anomaly_rate
+) -> Wearable:
+    """A wearable with its own random stream seeded from ``rng`` and a drawn resting HR."""
+    stream = random.Random(rng.random())
+    resting_hr = rng.uniform(58, 78)
+    return Wearable(
+        device_id, "wearable", site, stream, resting_hr=resting_hr, anomaly_rate=anomaly_rate
+    )
+
+
 @dataclass
 class Fleet:
     devices: list[Device]
@@ -187,28 +218,10 @@ class Fleet:
         routes = {f"R{i + 1}": route_loop(rng) for i in range(max(1, min(buses, 4)))}
         devices: list[Device] = []
         for i in range(meters):
-            factory = i % 10 == 9
-            devices.append(
-                Meter(
-                    f"{prefix}meter-{i:04d}",
-                    "energy_meter",
-                    "kogyo" if factory else SITES[i % len(SITES)],
-                    random.Random(rng.random()),
-                    factory=factory,
-                    pv_kw=rng.choice((0.0, 0.0, 3.5, 5.0)) if not factory else 50.0,
-                    import_kwh=rng.uniform(1000, 20000),
-                )
-            )
+            pv_choices = (0.0, 0.0, 3.5, 5.0)
+            devices.append(make_meter(rng, f"{prefix}meter-{i:04d}", i, i % 10 == 9, pv_choices))
         for i in range(wearables):
-            devices.append(
-                Wearable(
-                    f"{prefix}care-{i:04d}",
-                    "wearable",
-                    SITES[i % len(SITES)],
-                    random.Random(rng.random()),
-                    resting_hr=rng.uniform(58, 78),
-                )
-            )
+            devices.append(make_wearable(rng, f"{prefix}care-{i:04d}", SITES[i % len(SITES)]))
         for i in range(buses):
             rid = f"R{i % len(routes) + 1}"
             devices.append(

@@ -14,7 +14,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from machi.democity.city import DWELL_S, ROUTES, TZ, Route
-from machi.simulate import SITES, Device, Fleet, Meter, Wearable, _metres
+from machi.simulate import Device, Fleet, _metres, make_meter, make_wearable
 
 _TZ = ZoneInfo(TZ)
 
@@ -100,30 +100,12 @@ def build_fleet(
     rng = random.Random(seed)
     devices: list[Device] = []
     for i in range(meters):
-        factory = i % 6 == 5
-        devices.append(
-            Meter(
-                f"meter-{i:04d}",
-                "energy_meter",
-                "kogyo" if factory else SITES[i % len(SITES)],
-                random.Random(rng.random()),
-                factory=factory,
-                pv_kw=50.0 if factory else rng.choice((0.0, 3.5, 4.5, 6.0)),
-                import_kwh=rng.uniform(1000, 20000),
-            )
-        )
+        pv_choices = (0.0, 3.5, 4.5, 6.0)
+        devices.append(make_meter(rng, f"meter-{i:04d}", i, i % 6 == 5, pv_choices))
     for i in range(wearables):
-        devices.append(
-            Wearable(
-                f"care-{i:04d}",
-                "wearable",
-                # Care residents live in the residential districts (>= k per site).
-                ("yamate", "kaigan", "chuo")[i % 3],
-                random.Random(rng.random()),
-                resting_hr=rng.uniform(58, 78),
-                anomaly_rate=anomaly_rate,
-            )
-        )
+        # Care residents live in the residential districts (>= k per site).
+        site = ("yamate", "kaigan", "chuo")[i % 3]
+        devices.append(make_wearable(rng, f"care-{i:04d}", site, anomaly_rate))
     for route in ROUTES:
         n = -(-route.round_trip_s() // route.headway_s)  # buses needed for the headway
         for j in range(n):
