@@ -198,3 +198,40 @@ def test_bus_arrivals_with_delay(
         assert w.stats["arrivals"] == 2
     finally:
         w.stop()
+
+
+def test_headways_continue_across_a_restart_and_late_arrivals_fix_them(
+    settings: Settings, influx: InfluxV1, peer: Peer, tmp_path: Path
+) -> None:
+    feed = small_feed(tmp_path / "feed.zip", 8 * 3600, 8 * 3600 + 300)
+    t0 = (int(time.time()) // 60 - 40) * 60_000
+
+    def at_s1(minute: int) -> list[dict]:
+        fix = {"t": t0 + minute * 60_000, "lat": S1[0], "lon": S1[1], "route_id": "R1"}
+        return [{**fix, "trip_id": "T1"}]  # an exact trip: no 30-minute route limit
+
+    def headways() -> dict[str, float | None]:
+        rows = influx.rows(
+            "SELECT device_id, headway_s, delay_s FROM bus_arrival WHERE stop_id = 'S1'"
+        )
+        return {r["device_id"]: r["headway_s"] for r in rows}
+
+    w = _worker(settings, Schedule.load(feed))
+    try:
+        peer.send("bus", "bus-a", 1, at_s1(0), site="port")
+        peer.send("bus", "bus-c", 1, at_s1(20), site="port")
+        wait_for(lambda: len(headways()) == 2)
+    finally:
+        w.stop()
+    w2 = _worker(settings, Schedule.load(feed))  # state from InfluxDB only
+    try:
+        peer.send("bus", "bus-d", 1, at_s1(30), site="port")
+        # bus-b's outbox drains late: its arrival splits bus-a -> bus-c, and bus-c's
+        # stored headway is rewritten from 20 to 15 minutes.
+        peer.send("bus", "bus-b", 1, at_s1(5), site="port")
+        wait_for(lambda: w2.stats["messages"] == 2)
+        wait_for(
+            lambda: headways() == {"bus-a": None, "bus-b": 300.0, "bus-c": 900.0, "bus-d": 600.0}
+        )
+    finally:
+        w2.stop()
