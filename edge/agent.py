@@ -110,6 +110,11 @@ class Agent:
         log.info(
             "edge agent stopped",
             extra={
-                "fields": {"outbox_depth": self.outbox.depth, "published": self.uplink.published}
+                "fields": {
+                    "outbox_depth": self.outbox.depth,
+                    "published": self.uplink.published,
+                    "confirmed": self.uplink.confirmed,
+                    "resent": self.uplink.resent,
+                }
             },
         )

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from contract.ids import check_id
+from contract.ids import ID_RE, check_id
 from contract.schema import MAX_READINGS
 from contract.settings import ConfigError, Settings, load_toml
 
@@ -50,7 +50,22 @@ class EdgeConfig:
     status_interval_s: float = 5.0
     mqtt_protocol: int = 5
     rejects_max_bytes: int = 10_000_000
+    # Keep a message until ingest confirms it stored (contract §7), not just the PUBACK.
+    require_confirmation: bool = True
+    confirm_timeout_s: float = 120.0
     sources: list[SourceSpec] = field(default_factory=list)
+
+    def served_devices(self) -> set[str]:
+        """Device ids the sources are configured to produce (gateways: their map)."""
+        out: set[str] = set()
+        for spec in self.sources:
+            if spec.type in MULTI_DEVICE_TYPES:
+                devices = spec.raw.get("devices")
+                if isinstance(devices, dict):
+                    out.update(d for d in devices.values() if isinstance(d, str) and ID_RE.match(d))
+            elif spec.device_id is not None:
+                out.add(spec.device_id)
+        return out
 
     @property
     def rejects_path(self) -> Path:
@@ -159,6 +174,10 @@ def parse_config(doc: dict[str, Any], base_dir: Path | None = None) -> EdgeConfi
     if sync not in ("full", "normal"):
         raise ConfigError('[outbox] synchronous must be "full" (power-loss safe) or "normal"')
 
+    require = outbox.get("require_confirmation", True)
+    if not isinstance(require, bool):
+        raise ConfigError("[outbox] require_confirmation must be true or false")
+
     raw_sources = doc.get("sources", [])
     if not isinstance(raw_sources, list) or not raw_sources:
         raise ConfigError(
@@ -180,6 +199,8 @@ def parse_config(doc: dict[str, Any], base_dir: Path | None = None) -> EdgeConfi
         status_interval_s=_num(agent, "[agent]", "status_interval_s", 5.0, 0.2, 3600),
         mqtt_protocol=5 if protocol == 5 else 311,
         rejects_max_bytes=_int(outbox, "[outbox]", "rejects_max_bytes", 10_000_000, 10_000, 2**34),
+        require_confirmation=require,
+        confirm_timeout_s=_num(outbox, "[outbox]", "confirm_timeout_s", 120.0, 1, 86400),
         sources=sources,
     )
 

@@ -1,4 +1,9 @@
-"""The durable outbox: contract messages in SQLite until the broker acknowledges them.
+"""The durable outbox: contract messages in SQLite until they are known to be stored.
+
+A row's life: *pending* (``due_ms`` NULL: not yet acknowledged by the broker) ->
+*sent* (PUBACK received: ``due_ms`` is when to re-publish it if ingest never confirms
+it stored) -> deleted by a storage confirmation (``contract.confirm``). Without
+confirmations (``require_confirmation = false``) a row is deleted at its PUBACK.
 
 A message is built once (device_id, seq, readings with their ``t``) and stored as its
 final payload, so a re-send after a crash is byte-for-byte the same message and ingest
@@ -35,7 +40,9 @@ CREATE TABLE IF NOT EXISTS messages (
     n INTEGER NOT NULL,
     size INTEGER NOT NULL,
     created_ms INTEGER NOT NULL,
-    payload BLOB NOT NULL
+    payload BLOB NOT NULL,
+    sends INTEGER NOT NULL DEFAULT 0,
+    due_ms INTEGER
 );
 CREATE TABLE IF NOT EXISTS devices (
     device_id TEXT PRIMARY KEY,
@@ -46,6 +53,15 @@ CREATE TABLE IF NOT EXISTS counters (
     value INTEGER NOT NULL
 );
 """
+# After the columns exist (older outboxes are migrated first, see _migrate).
+_INDEXES = """
+CREATE INDEX IF NOT EXISTS messages_due ON messages(due_ms) WHERE due_ms IS NOT NULL;
+CREATE INDEX IF NOT EXISTS messages_device_seq ON messages(device_id, seq);
+"""
+#: A sent row not confirmed is re-published after confirm_timeout_s, then after twice
+#: that, and so on up to this multiple: a long ingest outage must not make every agent
+#: re-queue its whole backlog on the broker every couple of minutes.
+MAX_BACKOFF = 16
 
 
 @dataclass(frozen=True)
@@ -102,6 +118,8 @@ class Outbox:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
             self._db.executescript(_SCHEMA)
+            self._migrate()
+            self._db.executescript(_INDEXES)
             row = self._db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM messages")
             self._depth, self._bytes = row.fetchone()
         except (sqlite3.Error, OSError) as exc:
@@ -109,6 +127,14 @@ class Outbox:
                 f"cannot open the outbox {self.path}: {exc}; check the directory exists, is "
                 "writable by the agent's user and the disk is not full"
             ) from None
+
+    def _migrate(self) -> None:
+        """Add the confirmation columns to an outbox written by an older agent."""
+        cols = {r[1] for r in self._db.execute("PRAGMA table_info(messages)")}
+        if "sends" not in cols:
+            self._db.execute("ALTER TABLE messages ADD COLUMN sends INTEGER NOT NULL DEFAULT 0")
+        if "due_ms" not in cols:
+            self._db.execute("ALTER TABLE messages ADD COLUMN due_ms INTEGER")
 
     def close(self) -> None:
         with self._lock:
@@ -203,40 +229,158 @@ class Outbox:
                     (name, inc),
                 )
 
+    def _tx(self, work: Any) -> Any:
+        """Run ``work(db)`` in one immediate transaction (the caller holds the lock)."""
+        db = self._db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            out = work(db)
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return out
+
     def ack(self, ids: Iterable[int]) -> int:
-        """Delete messages the broker acknowledged; returns how many readings they held."""
+        """Delete messages the broker acknowledged; returns how many readings they held.
+
+        For deployments without storage confirmations (``require_confirmation = false``).
+        """
         ids = list(ids)
         if not ids:
             return 0
+        marks = ",".join("?" * len(ids))
+
+        def work(db: sqlite3.Connection) -> tuple[int, int, int]:
+            msgs, readings, size = db.execute(
+                f"SELECT COUNT(*), COALESCE(SUM(n), 0), COALESCE(SUM(size), 0) "  # noqa: S608
+                f"FROM messages WHERE id IN ({marks})",
+                ids,
+            ).fetchone()
+            db.execute(f"DELETE FROM messages WHERE id IN ({marks})", ids)  # noqa: S608
+            self._bump({"published_messages": msgs, "published_readings": readings})
+            return msgs, readings, size
+
         with self._lock:
-            db = self._db
-            try:
-                db.execute("BEGIN IMMEDIATE")
-                marks = ",".join("?" * len(ids))
-                msgs, readings, size = db.execute(
-                    f"SELECT COUNT(*), COALESCE(SUM(n), 0), COALESCE(SUM(size), 0) "  # noqa: S608
-                    f"FROM messages WHERE id IN ({marks})",
-                    ids,
-                ).fetchone()
-                db.execute(f"DELETE FROM messages WHERE id IN ({marks})", ids)  # noqa: S608
-                self._bump({"published_messages": msgs, "published_readings": readings})
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
+            msgs, readings, size = self._tx(work)
             self._depth -= msgs
             self._bytes -= size
+        return int(readings)
+
+    def mark_sent(self, ids: Iterable[int], timeout_s: float) -> int:
+        """Record PUBACKs: the rows wait for a storage confirmation until their due time.
+
+        The wait doubles with every PUBACK of the same row (up to ``MAX_BACKOFF``).
+        Returns the readings acknowledged for the first time (the ``published`` count).
+        """
+        ids = list(ids)
+        if not ids:
+            return 0
+        marks = ",".join("?" * len(ids))
+        now_ms = int(time.time() * 1000)
+        step_ms = int(timeout_s * 1000)
+
+        def work(db: sqlite3.Connection) -> int:
+            msgs, readings = db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(n), 0) FROM messages "  # noqa: S608
+                f"WHERE sends = 0 AND id IN ({marks})",
+                ids,
+            ).fetchone()
+            db.execute(
+                "UPDATE messages SET sends = sends + 1, due_ms = ? + ? * "  # noqa: S608
+                f"MIN(1 << sends, {MAX_BACKOFF}) WHERE id IN ({marks})",
+                (now_ms, step_ms, *ids),
+            )
+            self._bump({"published_messages": msgs, "published_readings": readings})
             return int(readings)
+
+        with self._lock:
+            return int(self._tx(work))
+
+    def confirm(
+        self,
+        device_id: str,
+        stored: Iterable[tuple[int, int]],
+        deadlettered: Iterable[tuple[int, int]] = (),
+    ) -> int:
+        """Delete the rows ingest confirmed (seq ranges, inclusive); returns their readings.
+
+        Stored and dead-lettered rows are counted apart (``confirmed_*`` and
+        ``ingest_rejected_*``). A confirmation may beat its PUBACK: such a row also
+        counts as published.
+        """
+        groups = (("confirmed", list(stored)), ("ingest_rejected", list(deadlettered)))
+        if not any(ranges for _name, ranges in groups):
+            return 0
+
+        def work(db: sqlite3.Connection) -> tuple[int, int, int]:
+            msgs_all = size_all = readings_all = 0
+            bump: dict[str, int] = {}
+            for name, ranges in groups:
+                for first, last in ranges:
+                    where = "device_id = ? AND seq BETWEEN ? AND ?"
+                    args = (device_id, first, last)
+                    msgs, readings, size, unsent_m, unsent_r = db.execute(
+                        "SELECT COUNT(*), COALESCE(SUM(n), 0), COALESCE(SUM(size), 0), "  # noqa: S608
+                        "COALESCE(SUM(sends = 0), 0), COALESCE(SUM(CASE WHEN sends = 0 "
+                        f"THEN n ELSE 0 END), 0) FROM messages WHERE {where}",
+                        args,
+                    ).fetchone()
+                    if not msgs:
+                        continue
+                    db.execute(f"DELETE FROM messages WHERE {where}", args)  # noqa: S608
+                    for key, inc in (
+                        (f"{name}_messages", msgs),
+                        (f"{name}_readings", readings),
+                        ("published_messages", unsent_m),
+                        ("published_readings", unsent_r),
+                    ):
+                        bump[key] = bump.get(key, 0) + inc
+                    msgs_all += msgs
+                    size_all += size
+                    if name == "confirmed":
+                        readings_all += readings
+            self._bump(bump)
+            return msgs_all, size_all, readings_all
+
+        with self._lock:
+            msgs, size, readings = self._tx(work)
+            self._depth -= msgs
+            self._bytes -= size
+        return int(readings)
+
+    def take_overdue(self, limit: int) -> list[Row]:
+        """Sent rows whose confirmation is overdue, returned to *pending* for a re-send."""
+        now_ms = int(time.time() * 1000)
+
+        def work(db: sqlite3.Connection) -> list[Row]:
+            rows = db.execute(
+                "SELECT id, kind, device_id, seq, n, payload FROM messages "
+                "WHERE due_ms IS NOT NULL AND due_ms <= ? ORDER BY due_ms, id LIMIT ?",
+                (now_ms, limit),
+            ).fetchall()
+            if rows:
+                ids = [r[0] for r in rows]
+                db.execute(
+                    "UPDATE messages SET due_ms = NULL "  # noqa: S608
+                    f"WHERE id IN ({','.join('?' * len(ids))})",
+                    ids,
+                )
+                self._bump({"resent_messages": len(rows)})
+            return [Row(r[0], r[1], r[2], r[3], r[4], bytes(r[5])) for r in rows]
+
+        with self._lock:
+            return list(self._tx(work))
 
     # -- reading ---------------------------------------------------------------------
 
     def fetch(self, after_id: int, limit: int) -> list[Row]:
-        """The oldest ``limit`` messages with an id above ``after_id``."""
+        """The oldest ``limit`` pending (not yet acknowledged) messages above ``after_id``."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT id, kind, device_id, seq, n, payload FROM messages WHERE id > ? "
-                "ORDER BY id LIMIT ?",
+                "AND due_ms IS NULL ORDER BY id LIMIT ?",
                 (after_id, limit),
             ).fetchall()
         return [Row(r[0], r[1], r[2], r[3], r[4], bytes(r[5])) for r in rows]
@@ -261,6 +405,20 @@ class Outbox:
     def bytes(self) -> int:
         return int(self._bytes)
 
+    def unconfirmed(self) -> int:
+        """Rows the broker acknowledged that wait for a storage confirmation."""
+        with self._lock:
+            return int(
+                self._db.execute(
+                    "SELECT COUNT(*) FROM messages WHERE due_ms IS NOT NULL"
+                ).fetchone()[0]
+            )
+
+    def devices(self) -> list[str]:
+        """Every device that ever had a message in this outbox."""
+        with self._lock:
+            return [r[0] for r in self._db.execute("SELECT device_id FROM devices")]
+
     def counters(self) -> dict[str, int]:
         with self._lock:
             return dict(self._db.execute("SELECT name, value FROM counters").fetchall())
@@ -278,9 +436,16 @@ def read_stats(path: Path) -> dict[str, Any]:
     try:
         depth, size = db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM messages").fetchone()
         oldest = db.execute("SELECT MIN(created_ms) FROM messages").fetchone()[0]
+        cols = {r[1] for r in db.execute("PRAGMA table_info(messages)")}
+        unconfirmed = (
+            db.execute("SELECT COUNT(*) FROM messages WHERE due_ms IS NOT NULL").fetchone()[0]
+            if "due_ms" in cols
+            else 0
+        )
         return {
             "outbox_depth": depth,
             "outbox_bytes": size,
+            "unconfirmed": unconfirmed,
             "oldest_ms": oldest,
             "counters": dict(db.execute("SELECT name, value FROM counters").fetchall()),
             "next_seq": dict(db.execute("SELECT device_id, next_seq FROM devices").fetchall()),

@@ -48,6 +48,7 @@ def test_batches_seqs_rejects_and_status(tmp_path: Path, settings: Settings) -> 
         batch_s=0.2,
         max_batch=40,
         status_interval_s=0.3,
+        outbox={"require_confirmation": False},  # no ingest here: PUBACK is the end
     )
     col = Collector(settings)
     agent, th = _start(doc, {"m-good": good, "m-mixed": mixed})
@@ -139,7 +140,11 @@ def test_agent_starts_while_broker_is_down(tmp_path: Path, own_mosquitto: Any) -
     settings = Settings(mqtt_url=own_mosquitto.url, topic_prefix="boot")
     src = ScriptedSource(per_read=1, interval_s=0.02)
     doc = config_doc(
-        tmp_path, settings, [{"type": "modbus_sdm", "device_id": "m1", "port": "/a"}], batch_s=0.1
+        tmp_path,
+        settings,
+        [{"type": "modbus_sdm", "device_id": "m1", "port": "/a"}],
+        batch_s=0.1,
+        outbox={"require_confirmation": False},  # no ingest here: PUBACK is the end
     )
     agent, th = _start(doc, {"m1": src})
     try:

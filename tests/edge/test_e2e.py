@@ -72,7 +72,14 @@ def _doc(tmp: Path, mq: Mosquitto, prefix: str, sims: dict[str, NmeaSimulator], 
     return {
         "agent": {"id": "edge-e2e", "site": "kofu", "batch_s": 0.3, "status_interval_s": 0.5},
         "mqtt": {"url": mq.url, "topic_prefix": prefix},
-        "outbox": {"path": str(tmp / "outbox.db"), "max_bytes": 10_000_000, **outbox},
+        # A confirmation lost with a stopped broker is made up for by a re-send after
+        # confirm_timeout_s: short here so the outage tests drain in seconds.
+        "outbox": {
+            "path": str(tmp / "outbox.db"),
+            "max_bytes": 10_000_000,
+            "confirm_timeout_s": 3,
+            **outbox,
+        },
         "sources": [
             {
                 "type": "nmea_gps",
