@@ -122,6 +122,9 @@ class IngestService:
                 self.cfg.metrics_port, addr=self.cfg.metrics_host, registry=self.metrics.registry
             )
         self.writer.backend.ensure_database()
+        # A zero baseline, so counter steps in InfluxDB also count what happens before
+        # the first periodic stats point.
+        self._batch.lines.extend(self._stats_lines())
         for i in range(self.cfg.writers):
             self._spawn(self._write_loop, f"ingest-writer-{i}")
         self._spawn(self._timer_loop, "ingest-timer")

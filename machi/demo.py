@@ -167,7 +167,12 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0915 -- a linear script re
         dl = ingest.dead_letter_file
         n_dl = sum(1 for _ in dl.open()) if dl.exists() else 0
         console.print(f"  dead letters  {n_dl:>9,} (kept in {dl})")
-        console.print(format_kpis(fetch_kpis(api.url, api_key)))
+        # An explicit window is computed now, rather than served from the API's
+        # background refresh, which may predate the data just sent.
+        end = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 1))
+        start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 86400))
+        kpis = fetch_kpis(api.url, api_key, start=start, end=end)
+        console.print(format_kpis(kpis), markup=False, highlight=False)
     except KeyboardInterrupt:
         console.print("interrupted")
     finally:
