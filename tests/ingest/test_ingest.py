@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,39 +11,13 @@ import pytest
 from contract.influx import InfluxV1
 from contract.schema import encode_message, make_message
 from contract.settings import Settings
-from ingest.config import IngestConfig
 from ingest.deadletter import read_dead_letters
-from ingest.service import IngestService
 from machi.simulate import Fleet, Publisher
 from machi.testing import stored, stored_total, wait_until
 
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-@pytest.fixture
-def ingest_factory(settings: Settings, tmp_path: Path) -> Iterator:
-    services: list[IngestService] = []
-
-    def start(**over: object) -> IngestService:
-        cfg = IngestConfig(
-            settings=settings,
-            client_id=f"ingest-{len(services)}-{settings.topic_prefix}",
-            dead_letter_file=tmp_path / "deadletter.jsonl",
-            metrics_port=None,
-            batch_s=0.2,
-            stats_interval_s=0.5,
-        )
-        svc = IngestService(dataclasses.replace(cfg, **over))  # type: ignore[arg-type]
-        svc.start()
-        assert svc.wait_connected(10)
-        services.append(svc)
-        return svc
-
-    yield start
-    for svc in services:
-        svc.stop()
 
 
 @pytest.mark.parametrize("protocol", [5, 311])
