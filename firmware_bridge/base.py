@@ -15,6 +15,7 @@ Sources are built from config by :func:`firmware_bridge.registry.make_source`.
 
 from __future__ import annotations
 
+import time
 from typing import Any, Protocol
 
 
@@ -55,3 +56,39 @@ class Source(Protocol):
 
     def close(self) -> None:
         """Release the port. Must be safe to call twice."""
+
+
+class RejectLog:
+    """The reject bookkeeping of a source: :meth:`reject` keeps one input until the
+    agent calls :meth:`take_rejects`."""
+
+    def __init__(self) -> None:
+        self._rejects: list[tuple[str, bytes]] = []
+
+    def reject(self, reason: str, raw: bytes) -> None:
+        self._rejects.append((reason, raw))
+
+    def take_rejects(self) -> list[tuple[str, bytes]]:
+        # Swap rather than copy-and-clear: a reject appended meanwhile by another thread
+        # (the MQTT network thread) lands in one list or the other, never lost.
+        out, self._rejects = self._rejects, []
+        return out
+
+
+class PollClock:
+    """Paces a polled device: one request every ``interval_s``, the first at once."""
+
+    def __init__(self, interval_s: float) -> None:
+        self.interval_s = interval_s
+        self._next = 0.0
+
+    def reset(self) -> None:
+        """Make the next :meth:`wait` return at once (after a (re)open)."""
+        self._next = 0.0
+
+    def wait(self) -> None:
+        """Sleep until the next poll is due, then schedule the one after it."""
+        wait = self._next - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        self._next = time.monotonic() + self.interval_s

@@ -10,7 +10,7 @@ import time
 
 import serial
 
-from firmware_bridge.base import DeviceError
+from firmware_bridge.base import DeviceError, RejectLog
 
 
 class LinePort:
@@ -90,3 +90,17 @@ class LinePort:
         out = bytes(self._buf[:n])
         del self._buf[:n]
         return out
+
+
+class LinePortSource(RejectLog):
+    """Base of the sources that talk over one :class:`LinePort`: open, close, rejects."""
+
+    def __init__(self, port: str, baudrate: int, max_line: int) -> None:
+        super().__init__()
+        self._port = LinePort(port, baudrate, max_line=max_line)
+
+    def open(self) -> None:
+        self._port.open()
+
+    def close(self) -> None:
+        self._port.close()

@@ -17,7 +17,7 @@ import paho.mqtt.client as mqtt
 
 from contract.mqtt import MqttOptions, connect, make_client
 from contract.settings import Settings
-from firmware_bridge.base import DecodeError, DeviceError
+from firmware_bridge.base import DecodeError, DeviceError, RejectLog
 from firmware_bridge.ble_gateway.devices import device_table
 from firmware_bridge.ble_gateway.framing import normalize_mac
 from firmware_bridge.config import SourceConfig
@@ -72,7 +72,7 @@ def decode_gateway_json(payload: bytes) -> dict[str, Any]:
     return reading
 
 
-class BleMqttSource:
+class BleMqttSource(RejectLog):
     """Consumes a gateway's BTtoMQTT topics; each reading carries its ``device_id``."""
 
     kind = "wearable"
@@ -85,6 +85,7 @@ class BleMqttSource:
         client_id: str = "machi-ble",
         read_timeout_s: float = 2.0,
     ) -> None:
+        super().__init__()
         self.settings = Settings(mqtt_url=mqtt_url)
         self.base = topic.rstrip("/")
         self.devices = devices
@@ -94,7 +95,6 @@ class BleMqttSource:
         self._queue: queue.Queue[tuple[str, bytes]] = queue.Queue(maxsize=10000)
         self._connected = threading.Event()
         self._client: mqtt.Client | None = None
-        self._rejects: list[tuple[str, bytes]] = []
 
     @classmethod
     def from_config(cls, cfg: SourceConfig) -> BleMqttSource:
@@ -138,10 +138,6 @@ class BleMqttSource:
             client.loop_stop()
         self._connected.clear()
 
-    def take_rejects(self) -> list[tuple[str, bytes]]:
-        out, self._rejects = self._rejects, []
-        return out
-
     def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any = None) -> None:
         if not rc.is_failure:
             client.subscribe(self.filter, qos=1)
@@ -154,7 +150,7 @@ class BleMqttSource:
         try:
             self._queue.put_nowait((msg.topic, bytes(msg.payload)))
         except queue.Full:
-            self._rejects.append(("queue_full", bytes(msg.payload[:256])))
+            self.reject("queue_full", bytes(msg.payload[:256]))
 
     def read(self) -> list[dict[str, Any]]:
         if self._client is None or not self._connected.is_set():
@@ -186,5 +182,5 @@ class BleMqttSource:
                 raise DecodeError("wearable not in the devices table", "unknown_device")
             return {"device_id": device_id, **decode_gateway_json(payload)}
         except DecodeError as exc:
-            self._rejects.append((exc.reason, topic.encode() + b" " + payload))
+            self.reject(exc.reason, topic.encode() + b" " + payload)
             return None

@@ -10,12 +10,12 @@ from firmware_bridge.ble_gateway.devices import device_table
 from firmware_bridge.ble_gateway.framing import MAX_LINE, decode_line
 from firmware_bridge.ble_gateway.gatt import to_reading
 from firmware_bridge.config import SourceConfig
-from firmware_bridge.serialport import LinePort
+from firmware_bridge.serialport import LinePortSource
 
 MAX_BATCH = 200
 
 
-class BleSerialSource:
+class BleSerialSource(LinePortSource):
     """Many wearables through one gateway: each reading carries its ``device_id``."""
 
     kind = "wearable"
@@ -27,10 +27,9 @@ class BleSerialSource:
         baudrate: int = 115200,
         read_timeout_s: float = 2.0,
     ) -> None:
+        super().__init__(port, baudrate, max_line=MAX_LINE + 1)
         self.devices = devices
         self.read_timeout_s = read_timeout_s
-        self._port = LinePort(port, baudrate, max_line=MAX_LINE + 1)
-        self._rejects: list[tuple[str, bytes]] = []
 
     @classmethod
     def from_config(cls, cfg: SourceConfig) -> BleSerialSource:
@@ -40,16 +39,6 @@ class BleSerialSource:
             cfg.int_("baudrate", 115200, lo=300, hi=4_000_000),
             cfg.float_("interval_s", 2.0, lo=0.05, hi=3600),
         )
-
-    def open(self) -> None:
-        self._port.open()
-
-    def close(self) -> None:
-        self._port.close()
-
-    def take_rejects(self) -> list[tuple[str, bytes]]:
-        out, self._rejects = self._rejects, []
-        return out
 
     def read(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
@@ -75,5 +64,5 @@ class BleSerialSource:
                 raise DecodeError("wearable not in the devices table", "unknown_device")
             return {"device_id": device_id, **to_reading(note.uuid16, note.payload)}
         except DecodeError as exc:
-            self._rejects.append((exc.reason, line))
+            self.reject(exc.reason, line)
             return None

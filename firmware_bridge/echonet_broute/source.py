@@ -14,11 +14,11 @@ import re
 import time
 from typing import Any
 
-from firmware_bridge.base import DecodeError
+from firmware_bridge.base import DecodeError, PollClock
 from firmware_bridge.config import SourceConfig
 from firmware_bridge.echonet_broute import frame as el
 from firmware_bridge.echonet_broute.sk import ECHONET_PORT, parse_epandesc, parse_erxudp
-from firmware_bridge.serialport import LinePort
+from firmware_bridge.serialport import LinePortSource
 
 log = logging.getLogger(__name__)
 MODULES = ("bp35a1", "bp35c0")  # bp35a1 also covers RL7023 Stick-D; bp35c0 covers C2
@@ -33,7 +33,7 @@ class SessionError(Exception):
     """The join or a command failed; the source retries on the next read()."""
 
 
-class BrouteSource:
+class BrouteSource(LinePortSource):
     kind = "energy_meter"
 
     def __init__(
@@ -49,17 +49,16 @@ class BrouteSource:
         join_timeout_s: float = 60.0,
         scan_durations: tuple[int, ...] = (6, 7, 8),
     ) -> None:
+        super().__init__(port, baudrate, max_line=1024)
         self.rbid, self.password, self.module = broute_id, broute_password, module
-        self.interval_s, self.timeout_s, self.join_timeout_s = interval_s, timeout_s, join_timeout_s
+        self.timeout_s, self.join_timeout_s = timeout_s, join_timeout_s
         self.scan_durations = scan_durations
-        self._port = LinePort(port, baudrate, max_line=1024)
-        self._rejects: list[tuple[str, bytes]] = []
         self._ipv6: str | None = None
         self._joined = False
         self._scale: el.Scale | None = None
         self._tid = 0
         self._misses = 0
-        self._next_poll = 0.0
+        self._poll = PollClock(interval_s)
         self.joins = 0  # how many times a session was set up (for tests and status)
 
     @classmethod
@@ -90,22 +89,16 @@ class BrouteSource:
 
     # -- Source protocol -------------------------------------------------------------
     def open(self) -> None:
-        self._port.open()
-        self._joined, self._scale, self._misses, self._next_poll = False, None, 0, 0.0
+        super().open()
+        self._joined, self._scale, self._misses = False, None, 0
+        self._poll.reset()
 
     def close(self) -> None:
-        self._port.close()
+        super().close()
         self._joined = False
 
-    def take_rejects(self) -> list[tuple[str, bytes]]:
-        out, self._rejects = self._rejects, []
-        return out
-
     def read(self) -> list[dict[str, Any]]:
-        wait = self._next_poll - time.monotonic()
-        if wait > 0:
-            time.sleep(wait)
-        self._next_poll = time.monotonic() + self.interval_s
+        self._poll.wait()
         try:
             if not self._joined:
                 self._join()
@@ -122,22 +115,18 @@ class BrouteSource:
             self._joined = False
             return []
         except DecodeError as exc:
-            self._rejects.append((exc.reason, str(exc).encode()))
+            self.reject(exc.reason, str(exc).encode())
             return []
         if reply is None:
             return []
         try:
             reading = el.to_reading(reply, self._scale)
         except DecodeError as exc:
-            self._rejects.append(
-                (
-                    exc.reason,
-                    el.build_frame(reply.tid, reply.seoj, reply.deoj, reply.esv, list(reply.props)),
-                )
-            )
+            raw = el.build_frame(reply.tid, reply.seoj, reply.deoj, reply.esv, list(reply.props))
+            self.reject(exc.reason, raw)
             return []
         if "power_w" not in reading:  # the contract needs power_w
-            self._rejects.append(("no_power", repr(reply.props).encode()))
+            self.reject("no_power", repr(reply.props).encode())
             return []
         return [reading]
 
@@ -154,12 +143,12 @@ class BrouteSource:
             try:
                 line = raw.decode("ascii").strip()
             except UnicodeDecodeError:
-                self._rejects.append(("noise", raw))
+                self.reject("noise", raw)
                 continue
             if not line or line.startswith(("SK", "WOPT", "ROPT")):
                 continue  # blank, or our own command echoed back (echo on)
             if not line.isprintable():
-                self._rejects.append(("noise", raw))
+                self.reject("noise", raw)
                 continue
             if line.startswith("EVENT 29") or line.startswith("EVENT 24"):
                 self._joined = False
@@ -182,7 +171,7 @@ class BrouteSource:
         """A line that is not the answer we wait for: keep it if it is not normal traffic."""
         if line == "OK" or _EVENT.match(line) or line.startswith(("ERXUDP", "EVER", "EINFO")):
             return  # beacons, PANA traffic, transmit results: expected chatter
-        self._rejects.append(("noise", line.encode()))
+        self.reject("noise", line.encode())
 
     def _join(self) -> None:
         self._expect_ok(f"SKSETPWD C {self.password}")
@@ -227,7 +216,7 @@ class BrouteSource:
                 try:
                     found = parse_epandesc(block)
                 except DecodeError as exc:
-                    self._rejects.append((exc.reason, "\n".join(block).encode()))
+                    self.reject(exc.reason, "\n".join(block).encode())
             if found:
                 return found
         raise SessionError("scan found no smart meter (check antenna, B-route ID)")
@@ -252,7 +241,7 @@ class BrouteSource:
                     continue  # PANA (0x02CC) or other UDP traffic
                 reply = el.parse_frame(rx.data)
             except DecodeError as exc:
-                self._rejects.append((exc.reason, line.encode()))
+                self.reject(exc.reason, line.encode())
                 continue
             if reply.tid != self._tid or reply.seoj[:2] != el.METER[:2]:
                 continue  # a late reply to an earlier Get, or another node

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from typing import Any
 
 from pymodbus.client import ModbusSerialClient
 from pymodbus.exceptions import ConnectionException, ModbusException
 
-from firmware_bridge.base import DecodeError, DeviceError
+from firmware_bridge.base import DecodeError, DeviceError, PollClock, RejectLog
 from firmware_bridge.config import SourceConfig
 from firmware_bridge.modbus_sdm.registers import BLOCK_COUNT, BLOCK_START, crc16, decode_block
 
 RESPONSE_LEN = 5 + 2 * BLOCK_COUNT  # unit, fc, byte count, data, crc(2)
 
 
-class SdmSource:
+class SdmSource(RejectLog):
     """Polls the register block every ``interval_s``; one reading per good response."""
 
     kind = "energy_meter"
@@ -32,9 +31,9 @@ class SdmSource:
         interval_s: float = 5.0,
         timeout_s: float = 1.0,
     ) -> None:
+        super().__init__()
         self.port = port
         self.unit_id = unit_id
-        self.interval_s = interval_s
         self._client = ModbusSerialClient(
             port,
             baudrate=baudrate,
@@ -46,8 +45,7 @@ class SdmSource:
             trace_packet=self._trace,
         )
         self._rx = b""
-        self._next_poll = 0.0
-        self._rejects: list[tuple[str, bytes]] = []
+        self._poll = PollClock(interval_s)
 
     @classmethod
     def from_config(cls, cfg: SourceConfig) -> SdmSource:
@@ -75,21 +73,14 @@ class SdmSource:
             ok = self._client.connect()
         if not ok:
             raise DeviceError(f"cannot open Modbus port {self.port}; check the RS-485 adapter")
-        self._next_poll = 0.0
+        self._poll.reset()
 
     def close(self) -> None:
         with contextlib.suppress(Exception):  # the port may be gone already
             self._client.close()
 
-    def take_rejects(self) -> list[tuple[str, bytes]]:
-        out, self._rejects = self._rejects, []
-        return out
-
     def read(self) -> list[dict[str, Any]]:
-        wait = self._next_poll - time.monotonic()
-        if wait > 0:
-            time.sleep(wait)
-        self._next_poll = time.monotonic() + self.interval_s
+        self._poll.wait()
         if not self._client.connected:
             raise DeviceError(f"Modbus port {self.port} is closed (device gone); reopen")
         self._rx = b""
@@ -106,15 +97,15 @@ class SdmSource:
             self._reject_rx()
             return []
         if rr.isError():
-            self._rejects.append((f"exception_{getattr(rr, 'exception_code', 0)}", self._rx))
+            self.reject(f"exception_{getattr(rr, 'exception_code', 0)}", self._rx)
             return []
         try:
             reading = decode_block(list(rr.registers))
         except DecodeError as exc:
-            self._rejects.append((exc.reason, self._rx))
+            self.reject(exc.reason, self._rx)
             return []
         if len(self._rx) > RESPONSE_LEN:  # pymodbus skipped garbage before the frame
-            self._rejects.append(("noise", self._rx[: len(self._rx) - RESPONSE_LEN]))
+            self.reject("noise", self._rx[: len(self._rx) - RESPONSE_LEN])
         return [reading]
 
     def _reject_rx(self) -> None:
@@ -130,7 +121,7 @@ class SdmSource:
             reason = "noise"  # a valid frame behind garbage; pymodbus did not resync
         else:
             reason = "malformed"
-        self._rejects.append((reason, rx))
+        self.reject(reason, rx)
 
 
 @contextlib.contextmanager

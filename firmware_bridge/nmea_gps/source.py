@@ -8,14 +8,14 @@ from typing import Any
 from firmware_bridge.base import DecodeError
 from firmware_bridge.config import SourceConfig
 from firmware_bridge.nmea_gps.decoder import Fix, decode_sentence
-from firmware_bridge.serialport import LinePort
+from firmware_bridge.serialport import LinePortSource
 
 # A GGA is redundant while RMC sentences arrive (RMC has speed, track and the date);
 # GGA-only receivers still produce readings once no RMC was seen for this long.
 RMC_FRESH_S = 5.0
 
 
-class NmeaSource:
+class NmeaSource(LinePortSource):
     """Reads RMC/GGA sentences; one reading per fix, ``t`` from the GPS clock (RMC)."""
 
     kind = "bus"
@@ -30,12 +30,11 @@ class NmeaSource:
         read_timeout_s: float = 2.0,
         use_gps_time: bool = True,
     ) -> None:
+        super().__init__(port, baudrate, max_line=256)
         self.route_id = route_id
         self.trip_id = trip_id
         self.read_timeout_s = read_timeout_s
         self.use_gps_time = use_gps_time
-        self._port = LinePort(port, baudrate, max_line=256)
-        self._rejects: list[tuple[str, bytes]] = []
         self._last_rmc = -1e9
 
     @classmethod
@@ -54,16 +53,6 @@ class NmeaSource:
             read_timeout_s=cfg.float_("interval_s", 2.0, lo=0.05, hi=3600),
             use_gps_time=gps_time,
         )
-
-    def open(self) -> None:
-        self._port.open()
-
-    def close(self) -> None:
-        self._port.close()
-
-    def take_rejects(self) -> list[tuple[str, bytes]]:
-        out, self._rejects = self._rejects, []
-        return out
 
     def read(self) -> list[dict[str, Any]]:
         deadline = time.monotonic() + self.read_timeout_s
@@ -84,12 +73,12 @@ class NmeaSource:
         start = line.rfind(b"$")
         if start > 0:
             head = line[:start]
-            self._rejects.append(("truncated" if head.startswith(b"$") else "noise", head))
+            self.reject("truncated" if head.startswith(b"$") else "noise", head)
             line = line[start:]
         try:
             fix = decode_sentence(line)
         except DecodeError as exc:
-            self._rejects.append((exc.reason, line))
+            self.reject(exc.reason, line)
             return None
         return None if fix is None else self._reading(fix)
 

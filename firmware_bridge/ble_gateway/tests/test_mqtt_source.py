@@ -12,6 +12,7 @@ from firmware_bridge.base import DeviceError
 from firmware_bridge.ble_gateway.mqtt_source import BleMqttSource, decode_gateway_json
 from firmware_bridge.ble_gateway.simulator import GatewayPublisher
 from firmware_bridge.registry import make_source
+from firmware_bridge.testing import read_n
 from machi.servers import Mosquitto
 
 pytestmark = pytest.mark.integration
@@ -30,14 +31,6 @@ def _source(url: str, base: str) -> BleMqttSource:
     )
     assert isinstance(src, BleMqttSource)
     return src
-
-
-def _read_n(src: BleMqttSource, n: int, limit: float = 5.0) -> list[dict]:
-    out: list[dict] = []
-    deadline = time.monotonic() + limit
-    while len(out) < n and time.monotonic() < deadline:
-        out += src.read()
-    return out
 
 
 def test_gateway_json_to_readings(mosquitto: Mosquitto) -> None:
@@ -74,7 +67,7 @@ def test_gateway_json_to_readings(mosquitto: Mosquitto) -> None:
         pub.publish("C0FFEE000001", b"{not json")
         pub.publish("C0FFEE000001", {"hr": 900})
         pub.publish("C0FFEE000001", {"rssi": -60})
-        got = _read_n(src, 2)
+        got = read_n(src, 2)
         time.sleep(0.3)
         got += src.read()
     finally:
@@ -104,7 +97,7 @@ def test_broker_gone_raises_device_error_then_recovers(own_mosquitto: Mosquitto)
     pub = GatewayPublisher(Settings(mqtt_url=own_mosquitto.url), base)
     try:
         pub.publish("C0FFEE000001", {"hr": 64}, {"heart_rate_bpm": 64})
-        assert _read_n(src, 1) == [{"device_id": "care-0001", "heart_rate_bpm": 64}]
+        assert read_n(src, 1) == [{"device_id": "care-0001", "heart_rate_bpm": 64}]
     finally:
         pub.close()
         src.close()

@@ -12,6 +12,7 @@ from firmware_bridge.base import DeviceError
 from firmware_bridge.ble_gateway.serial_source import BleSerialSource
 from firmware_bridge.ble_gateway.simulator import BleSerialSimulator
 from firmware_bridge.registry import make_source
+from firmware_bridge.testing import read_n
 
 DEVICES = {"C0FFEE000001": "care-0001", "C0FFEE000002": "care-0002"}
 
@@ -37,14 +38,6 @@ def _source(sim: BleSerialSimulator, timeout: float = 1.0) -> BleSerialSource:
     return src
 
 
-def _read_n(src: BleSerialSource, n: int, limit: float = 5.0) -> list[dict]:
-    out: list[dict] = []
-    deadline = time.monotonic() + limit
-    while len(out) < n and time.monotonic() < deadline:
-        out += src.read()
-    return out
-
-
 def _expected(sim: BleSerialSimulator) -> list[dict]:
     return [
         {"device_id": DEVICES[t["mac"]], **{k: v for k, v in t.items() if k != "mac"}}
@@ -55,7 +48,7 @@ def _expected(sim: BleSerialSimulator) -> list[dict]:
 def test_values_decoded_exactly_with_device_ids(sim: BleSerialSimulator) -> None:
     src = _source(sim)
     try:
-        got = _read_n(src, 12)
+        got = read_n(src, 12)
     finally:
         src.close()
     assert len(got) >= 12
@@ -75,9 +68,9 @@ def test_values_decoded_exactly_with_device_ids(sim: BleSerialSimulator) -> None
 def test_faults_counted_and_good_data_flows(sim: BleSerialSimulator, mode: str) -> None:
     src = _source(sim)
     try:
-        _read_n(src, 1)
+        read_n(src, 1)
         sim.set_fault(mode, frames=5)
-        got = _read_n(src, 10)
+        got = read_n(src, 10)
     finally:
         src.close()
     rejects = src.take_rejects()
@@ -94,7 +87,7 @@ def test_unknown_wearable_is_rejected_not_forwarded(tmp_path: Path) -> None:
     with BleSerialSimulator(tmp_path, macs=("C0FFEE000001", "DEADBEEF0001"), period_s=0.02) as sim:
         src = BleSerialSource(str(sim.path), {"C0FFEE000001": "care-0001"}, read_timeout_s=0.5)
         src.open()
-        got = _read_n(src, 6)
+        got = read_n(src, 6)
         src.close()
     assert all(r["device_id"] == "care-0001" for r in got)
     rejects = src.take_rejects()
@@ -105,7 +98,7 @@ def test_unknown_wearable_is_rejected_not_forwarded(tmp_path: Path) -> None:
 def test_silence_then_unplug_and_replug(sim: BleSerialSimulator) -> None:
     src = _source(sim, timeout=0.3)
     try:
-        assert _read_n(src, 1)
+        assert read_n(src, 1)
         sim.set_fault("silence")
         time.sleep(0.1)
         src.read()
@@ -120,7 +113,7 @@ def test_silence_then_unplug_and_replug(sim: BleSerialSimulator) -> None:
         src.close()
         sim.replug()
         src.open()
-        assert _read_n(src, 3)
+        assert read_n(src, 3)
     finally:
         src.close()
 

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 
 import pytest
 
 from contract.settings import ConfigError
-from firmware_bridge.base import DeviceError
 from firmware_bridge.echonet_broute.simulator import PASSWORD, RBID, BrouteSimulator
 from firmware_bridge.echonet_broute.source import BrouteSource
 from firmware_bridge.registry import make_source
+from firmware_bridge.testing import read_n, unplug_and_replug
 
 
 def _source(sim: BrouteSimulator, module: str = "bp35a1", password: str = PASSWORD) -> BrouteSource:
@@ -33,12 +34,8 @@ def _source(sim: BrouteSimulator, module: str = "bp35a1", password: str = PASSWO
     return src
 
 
-def _read_n(src: BrouteSource, n: int, limit: float = 8.0) -> list[dict]:
-    out: list[dict] = []
-    deadline = time.monotonic() + limit
-    while len(out) < n and time.monotonic() < deadline:
-        out += src.read()
-    return out
+# A session join takes a few seconds.
+_read_n = functools.partial(read_n, limit=8.0)
 
 
 @pytest.mark.parametrize(
@@ -123,15 +120,7 @@ def test_disappear_and_come_back(tmp_path: Path) -> None:
         src = _source(sim)
         try:
             assert _read_n(src, 1)
-            sim.unplug()
-            with pytest.raises(DeviceError):
-                for _ in range(5):
-                    src.read()
-            src.close()
-            with pytest.raises(DeviceError):
-                src.open()
-            sim.replug()
-            src.open()
+            unplug_and_replug(src, sim)
             got = _read_n(src, 1)
         finally:
             src.close()

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from contract.settings import ConfigError
-from firmware_bridge.base import DeviceError
 from firmware_bridge.modbus_sdm.simulator import SdmSimulator
 from firmware_bridge.modbus_sdm.source import RESPONSE_LEN, SdmSource
 from firmware_bridge.registry import make_source
+from firmware_bridge.testing import unplug_and_replug
 
 
 @pytest.fixture
@@ -86,15 +86,7 @@ def test_disappear_and_come_back(sim: SdmSimulator) -> None:
     src = _source(sim)
     try:
         assert src.read()
-        sim.unplug()
-        with pytest.raises(DeviceError):
-            for _ in range(5):
-                src.read()
-        src.close()
-        with pytest.raises(DeviceError):
-            src.open()
-        sim.replug()
-        src.open()
+        unplug_and_replug(src, sim)
         got = src.read()
         assert got and got == sim.sent[-1:]
     finally:

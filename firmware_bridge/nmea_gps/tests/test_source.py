@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from firmware_bridge.base import DeviceError
 from firmware_bridge.nmea_gps.simulator import NmeaSimulator
 from firmware_bridge.nmea_gps.source import NmeaSource
 from firmware_bridge.registry import make_source
+from firmware_bridge.testing import read_n, unplug_and_replug
 
 
 @pytest.fixture
@@ -25,14 +25,6 @@ def _source(sim: NmeaSimulator, timeout: float = 1.0) -> NmeaSource:
     return src
 
 
-def _read_n(src: NmeaSource, n: int, limit: float = 5.0) -> list[dict]:
-    out: list[dict] = []
-    deadline = time.monotonic() + limit
-    while len(out) < n and time.monotonic() < deadline:
-        out += src.read()
-    return out
-
-
 def _strip(r: dict) -> dict:
     return {k: v for k, v in r.items() if k not in ("route_id", "trip_id")}
 
@@ -40,7 +32,7 @@ def _strip(r: dict) -> dict:
 def test_values_decoded_exactly(sim: NmeaSimulator) -> None:
     src = _source(sim)
     try:
-        got = _read_n(src, 5)
+        got = read_n(src, 5)
     finally:
         src.close()
     assert len(got) == 5
@@ -54,7 +46,7 @@ def test_values_decoded_exactly(sim: NmeaSimulator) -> None:
 def test_no_fix_epochs_are_skipped(tmp_path: Path) -> None:
     with NmeaSimulator(tmp_path, period_s=0.05, no_fix_epochs=3) as sim:
         src = _source(sim)
-        got = _read_n(src, 2)
+        got = read_n(src, 2)
         src.close()
     assert len(got) == 2 and src.take_rejects() == []
     assert all(r["t"] in {t["t"] for t in sim.sent} for r in got)
@@ -67,9 +59,9 @@ def test_no_fix_epochs_are_skipped(tmp_path: Path) -> None:
 def test_fault_is_counted_and_good_data_flows(sim: NmeaSimulator, mode: str, reason: str) -> None:
     src = _source(sim)
     try:
-        _read_n(src, 1)
+        read_n(src, 1)
         sim.set_fault(mode, frames=6)
-        got = _read_n(src, 6)
+        got = read_n(src, 6)
         time.sleep(0.1)
         got += src.read()
     finally:
@@ -86,7 +78,7 @@ def test_fault_is_counted_and_good_data_flows(sim: NmeaSimulator, mode: str, rea
 def test_silence_returns_empty_without_hanging(sim: NmeaSimulator) -> None:
     src = _source(sim, timeout=0.3)
     try:
-        _read_n(src, 1)
+        read_n(src, 1)
         sim.set_fault("silence")
         time.sleep(0.2)
         src.read()  # drain what was in flight
@@ -94,7 +86,7 @@ def test_silence_returns_empty_without_hanging(sim: NmeaSimulator) -> None:
         assert src.read() == []
         assert time.monotonic() - t0 < 1.0
         sim.clear_fault()
-        assert _read_n(src, 1)
+        assert read_n(src, 1)
     finally:
         src.close()
 
@@ -102,17 +94,9 @@ def test_silence_returns_empty_without_hanging(sim: NmeaSimulator) -> None:
 def test_disappear_and_come_back(sim: NmeaSimulator) -> None:
     src = _source(sim, timeout=0.5)
     try:
-        assert _read_n(src, 1)
-        sim.unplug()
-        with pytest.raises(DeviceError):
-            for _ in range(10):
-                src.read()
-        src.close()
-        with pytest.raises(DeviceError):
-            src.open()  # the symlink is gone
-        sim.replug()
-        src.open()
-        assert _read_n(src, 2)
+        assert read_n(src, 1)
+        unplug_and_replug(src, sim, reads=10)
+        assert read_n(src, 2)
     finally:
         src.close()
         src.close()  # twice is safe
@@ -132,7 +116,7 @@ def test_registry_builds_nmea_source(sim: NmeaSimulator) -> None:
     assert src.kind == "bus"
     src.open()
     try:
-        got = _read_n(src, 1)  # type: ignore[arg-type]
+        got = read_n(src, 1)
     finally:
         src.close()
     assert got[0]["route_id"] == "R7" and "trip_id" not in got[0]

@@ -1,0 +1,38 @@
+"""Test helpers shared by the protocol folders' tests (needs pytest; not used at run time)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from firmware_bridge.base import DeviceError, Source
+from firmware_bridge.pty import PtySimulator
+
+
+def read_n(src: Source, n: int, limit: float = 5.0) -> list[dict[str, Any]]:
+    """Call ``src.read()`` until ``n`` readings arrived or ``limit`` seconds passed."""
+    out: list[dict[str, Any]] = []
+    deadline = time.monotonic() + limit
+    while len(out) < n and time.monotonic() < deadline:
+        out += src.read()
+    return out
+
+
+def unplug_and_replug(src: Source, sim: PtySimulator, reads: int = 5) -> None:
+    """Pull the device out from under an open ``src`` and plug it back in.
+
+    Asserts what the edge agent relies on: ``read()`` raises DeviceError within
+    ``reads`` calls, ``open()`` fails while the device is gone, and after the replug
+    ``src`` is open again.
+    """
+    sim.unplug()
+    with pytest.raises(DeviceError):
+        for _ in range(reads):
+            src.read()
+    src.close()
+    with pytest.raises(DeviceError):
+        src.open()  # the port's path is gone
+    sim.replug()
+    src.open()
