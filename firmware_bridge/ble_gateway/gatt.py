@@ -40,28 +40,27 @@ class NotANumber(DecodeError):
 
 def sfloat(raw: int, what: str = "SFLOAT") -> float:
     """16-bit SFLOAT: 4-bit signed exponent (high), 12-bit signed mantissa."""
-    if raw in SFLOAT_SPECIAL:
-        raise NotANumber(what, SFLOAT_SPECIAL[raw])
-    mantissa = raw & 0x0FFF
-    exponent = raw >> 12
-    if mantissa >= 0x0800:
-        mantissa -= 0x1000
-    if exponent >= 0x8:
-        exponent -= 0x10
-    return _scaled(mantissa, exponent)
+    return _ieee11073(raw, what, SFLOAT_SPECIAL, mantissa_bits=12, exponent_bits=4)
 
 
 def float32(raw: int, what: str = "FLOAT") -> float:
     """32-bit FLOAT: 8-bit signed exponent (high), 24-bit signed mantissa."""
-    if raw in FLOAT_SPECIAL:
-        raise NotANumber(what, FLOAT_SPECIAL[raw])
-    mantissa = raw & 0xFFFFFF
-    exponent = raw >> 24
-    if mantissa >= 0x800000:
-        mantissa -= 0x1000000
-    if exponent >= 0x80:
-        exponent -= 0x100
-    return _scaled(mantissa, exponent)
+    return _ieee11073(raw, what, FLOAT_SPECIAL, mantissa_bits=24, exponent_bits=8)
+
+
+def _ieee11073(
+    raw: int, what: str, special: dict[int, str], mantissa_bits: int, exponent_bits: int
+) -> float:
+    """An IEEE-11073 float: signed exponent in the high bits, signed mantissa below."""
+    if raw in special:
+        raise NotANumber(what, special[raw])
+    mantissa = _signed(raw & ((1 << mantissa_bits) - 1), mantissa_bits)
+    return _scaled(mantissa, _signed(raw >> mantissa_bits, exponent_bits))
+
+
+def _signed(value: int, bits: int) -> int:
+    """``value`` read as a ``bits``-bit two's complement number."""
+    return value - (1 << bits) if value >= 1 << (bits - 1) else value
 
 
 def _scaled(mantissa: int, exponent: int) -> float:
