@@ -1,4 +1,4 @@
-"""Storage confirmations: ``{prefix}/v1/stored/{device_id}``, QoS 0, not retained.
+"""Storage confirmations: ``{prefix}/v1/stored/{device_id}``, published QoS 1, not retained.
 
 Ingest publishes one after a batch is stored (InfluxDB answered 204), one message per
 device in the batch, so an edge agent can keep a message until it is really stored

@@ -8,6 +8,7 @@ batch; a timer seals batches that are old enough and adds the worker's own stats
 from __future__ import annotations
 
 import bisect
+import collections
 import logging
 import queue
 import threading
@@ -111,6 +112,12 @@ class IngestService:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
+        self.client.on_publish = self._on_publish
+        # Storage confirmations: mids awaiting their PUBACK, mids the broker refused.
+        self.confirming = cfg.confirm
+        self._pub_lock = threading.Lock()
+        self._confirm_mids: set[int] = set()
+        self._refused: collections.deque[int] = collections.deque(maxlen=1000)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -236,7 +243,7 @@ class IngestService:
             # stall the stream; keep the message for inspection instead.
             log.exception("bug while decoding a message; dead-lettering it")
             qos, dead = self._reject_or_hold(Reason.INTERNAL.value, repr(exc), topic, payload, qos)
-        if dead and self.cfg.confirm:
+        if dead and self.confirming:
             key = self._rejected_key(topic, payload)
         item = _Item(msg.mid, qos, generation, topic, payload, 0, len(lines), key, dead)
         self._add(item, lines, max_t)
@@ -447,7 +454,7 @@ class IngestService:
         for it in b.items:
             if it.qos and connected and it.generation == generation:
                 self.client.ack(it.mid, it.qos)
-        if self.cfg.confirm:
+        if self.confirming:
             self._confirm(b.items)
         n_msgs = sum(1 for it in b.items if it.count)
         self.counts["messages"] += n_msgs
@@ -465,10 +472,13 @@ class IngestService:
             self.metrics.lag.set(time.time() - self._last_stored_t / 1000)
 
     def _confirm(self, items: list[_Item]) -> None:
-        """Publish one storage confirmation per device in a stored batch (QoS 0).
+        """Publish one storage confirmation per device in a stored batch (QoS 1).
 
-        QoS 0 because a lost confirmation costs only a re-send (stored idempotently) and
-        the agents' sessions are not persistent, so QoS 1 would not make delivery surer.
+        QoS 1 not for delivery (agents subscribe with QoS 0 on non-persistent sessions,
+        and a lost confirmation only costs a re-send, stored idempotently) but for the
+        PUBACK's reason code: mosquitto 2.0 drops a client after ANY publish its ACL
+        denies, QoS 0 included, so a broker without the ``stored/#`` grant would cut
+        ingest off after every batch. A refused confirmation switches them off instead.
         """
         stored: dict[str, set[int]] = {}
         dead: dict[str, set[int]] = {}
@@ -484,8 +494,42 @@ class IngestService:
                 # A copy that was stored wins over a refused copy of the same seq.
                 deadlettered=to_ranges(dead.get(device_id, set()) - ok),
             )
-            self.client.publish(self.topics.stored(device_id), encode_confirmation(msg), qos=0)
-        self.counts["confirmations"] += len(stored.keys() | dead.keys())
+            info = self.client.publish(
+                self.topics.stored(device_id), encode_confirmation(msg), qos=1
+            )
+            with self._pub_lock:
+                self._confirm_mids.add(info.mid)
+                refused = info.mid in self._refused  # the PUBACK beat us here
+            if refused:
+                self._confirmations_refused(device_id)
+                return
+            self.counts["confirmations"] += 1
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        # Runs with paho's outgoing lock held: only our own short lock is taken here.
+        with self._pub_lock:
+            ours = mid in self._confirm_mids
+            self._confirm_mids.discard(mid)
+            if reason_code.is_failure:
+                self._refused.append(mid)
+        if reason_code.is_failure:
+            if ours:
+                self._confirmations_refused(str(mid))
+            else:
+                log.error("broker refused a dead-letter publish: %s (check the ACL)", reason_code)
+
+    def _confirmations_refused(self, what: str) -> None:
+        if not self.confirming:
+            return
+        self.confirming = False
+        log.error(
+            "the broker refused a storage confirmation (%s): confirmations are OFF until "
+            "restart. Grant the ingest account 'topic write %s/v1/stored/#' in the broker ACL "
+            "(machi devices export does), or run with --no-confirm; edge agents with "
+            "require_confirmation keep re-sending until then",
+            what,
+            self.topics.prefix,
+        )
 
     def run_forever(self) -> None:
         """Run until SIGINT/SIGTERM, then stop gracefully."""

@@ -16,13 +16,14 @@ from machi.devices.registry import Identity, Registry, write_private
 #: Topic grants of the service accounts: (access, topic relative to ``{prefix}/v1/``).
 #: ``read`` lets the account subscribe and receive; ``write`` lets it publish.
 SERVICE_GRANTS: dict[str, tuple[tuple[str, str], ...]] = {
-    # MQTT -> InfluxDB: reads all telemetry and agent status, dead-letters what it rejects
-    # and publishes alerts it raises.
+    # MQTT -> InfluxDB: reads all telemetry and agent status, dead-letters what it rejects,
+    # publishes alerts it raises and confirms what it stored to the publishers.
     "ingest": (
         ("read", "telemetry/+/+"),
         ("read", "status/+"),
         ("write", "deadletter/#"),
         ("write", "alerts/#"),
+        ("write", "stored/#"),
     ),
     # The events worker (ingest/events) derives care alerts from wearables and stop
     # arrivals from buses, and announces alerts.
@@ -63,15 +64,18 @@ def grants(ident: Identity, reg: Registry, topics: Topics) -> list[tuple[str, st
     if ident.role in SERVICE_GRANTS:
         return [(access, base + rel) for access, rel in SERVICE_GRANTS[ident.role]]
     out = [("write", topics.status(ident.id))]
+    # Each publisher may read the storage confirmations of its own devices, nobody else's.
     if ident.role == "device":
         assert ident.kind is not None
         out.append(("write", topics.telemetry(ident.kind, ident.id)))
+        out.append(("read", topics.stored(ident.id)))
     elif ident.role == "agent":
         for dev_id in ident.devices:
             dev = reg.device(dev_id)
             if dev is not None:  # a revoked device loses its topic everywhere
                 assert dev.kind is not None
                 out.append(("write", topics.telemetry(dev.kind, dev.id)))
+                out.append(("read", topics.stored(dev.id)))
     return out
 
 

@@ -174,3 +174,35 @@ def test_rotation_retires_the_old_secret(secure_broker: SecureBroker) -> None:
     assert fresh.ok, f"new secret refused ({fresh.connack})"
     fresh.close()
     assert connect(sb.settings("wear-1", old)).connack in BAD_LOGIN
+
+
+def test_storage_confirmations_reach_only_their_own_device(secure_broker: SecureBroker) -> None:
+    """Ingest may publish confirmations; each publisher reads only its own devices' ones
+    and nobody else can forge one (a forged confirmation would make an agent drop data)."""
+    sb, t = secure_broker, secure_broker.topics
+    dev = connect(sb.settings("meter-1"))
+    gw = connect(sb.settings("gw-1"))
+    pub = connect(sb.settings("ingest"))
+    try:
+        assert dev.ok and gw.ok and pub.ok
+        for topic in (t.stored("meter-1"), t.stored("meter-2")):
+            dev.subscribe(topic)
+        for topic in (t.stored("meter-2"), t.stored("bus-1"), t.stored("meter-1")):
+            gw.subscribe(topic)
+        for d in ("meter-1", "meter-2", "bus-1", "wear-1"):
+            assert _accepted(pub.publish(t.stored(d), d.encode())), d
+        assert dev.receive(2.0) == [(t.stored("meter-1"), b"meter-1")]
+        assert sorted(gw.receive(1.0)) == [
+            (t.stored("bus-1"), b"bus-1"),
+            (t.stored("meter-2"), b"meter-2"),
+        ]
+        # Nobody but ingest may publish one, not even for its own device.
+        for who, topic in (("meter-1", t.stored("meter-1")), ("gw-1", t.stored("meter-2"))):
+            forger = connect(sb.settings(who))
+            assert forger.ok and forger.publish(topic, b"forged") == DENIED, who
+            forger.close()
+        assert dev.receive(1.0) == [] and gw.receive(0.2) == []
+    finally:
+        dev.close()
+        gw.close()
+        pub.close()

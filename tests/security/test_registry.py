@@ -49,10 +49,13 @@ def test_acl_blocks_are_least_privilege() -> None:
     blocks = _acl_blocks(acl_file(reg, T))
     assert set(blocks) == {"meter-1", "gw-1", "ingest", "api"}  # meter-2/bus-1: no creds
     assert sorted(blocks["meter-1"]) == [
+        "topic read city/v1/stored/meter-1",
         "topic write city/v1/status/meter-1",
         "topic write city/v1/telemetry/energy_meter/meter-1",
     ]
     assert sorted(blocks["gw-1"]) == [
+        "topic read city/v1/stored/bus-1",
+        "topic read city/v1/stored/meter-2",
         "topic write city/v1/status/gw-1",
         "topic write city/v1/telemetry/bus/bus-1",
         "topic write city/v1/telemetry/energy_meter/meter-2",
@@ -62,6 +65,7 @@ def test_acl_blocks_are_least_privilege() -> None:
         "topic read city/v1/telemetry/+/+",
         "topic write city/v1/alerts/#",
         "topic write city/v1/deadletter/#",
+        "topic write city/v1/stored/#",
     ]
     assert all(line.startswith("topic read") for line in blocks["api"])
 
@@ -76,6 +80,7 @@ def test_revoked_identities_vanish_from_both_files() -> None:
     assert "meter-1" not in blocks
     # a revoked device behind an agent loses its topic on the agent too
     assert sorted(blocks["gw-1"]) == [
+        "topic read city/v1/stored/bus-1",
         "topic write city/v1/status/gw-1",
         "topic write city/v1/telemetry/bus/bus-1",
     ]
