@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from grafana_foundation_sdk.builders import dashboard as db
+from grafana_foundation_sdk.builders import stat as sb
 from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.models import dashboard as dm
 
@@ -54,8 +55,58 @@ def _add(d: db.Dashboard, *panels: cogbuilder.Builder[dm.Panel]) -> db.Dashboard
     return d
 
 
-def _site(measurement: str) -> db.QueryVariable:
+def _site(measurement: str | None = None) -> db.QueryVariable:
     return tag_variable("site", "地区 / Site", q.site_values(measurement))
+
+
+# Headline stats: each stands on its theme's board and again on the overview.
+
+
+def _energy_stats() -> list[sb.Panel]:
+    return [
+        stat(title("電力消費", "Energy consumption"), q.energy_total(), "kwatth"),
+        stat(title("太陽光売電", "PV export"), q.energy_total("energy_export_kwh"), "kwatth"),
+        stat(title("30分最大需要", "Peak 30-min demand"), q.peak_demand_30m(), "kwatt", calc="max"),
+        stat(title("電力量計", "Meters reporting"), q.meters_reporting(), "short"),
+    ]
+
+
+def _residents_stat() -> sb.Panel:
+    return stat(
+        title("見守り対象者", "Residents monitored"), q.residents_monitored(), "short", calc="sum"
+    )
+
+
+def _care_alerts_stat(k: int, w: int = 6) -> sb.Panel:
+    return stat(
+        title("アラート（k以上）", f"Care alerts (k>={k})"),
+        q.care_alerts_by_type(k),
+        "short",
+        calc="sum",
+        no_value=f"< {k}",
+        w=w,
+    )
+
+
+def _on_time_stat() -> sb.Panel:
+    return stat(title("定時運行率", "On-time performance"), q.on_time_pct(None), "percent")
+
+
+def _mean_delay_stat() -> sb.Panel:
+    return stat(title("平均遅延", "Average delay"), q.mean_delay(by_route=False), "s")
+
+
+def _active_vehicles_stat() -> sb.Panel:
+    return stat(title("運行車両", "Active vehicles"), q.active_vehicles(), "short")
+
+
+def _ingest_stats() -> list[sb.Panel]:
+    """Agents online, ingest rejects and ingest lag."""
+    return [
+        stat(title("稼働中エージェント", "Agents online"), q.agents_online(), "short"),
+        stat(title("取込拒否", "Ingest rejects"), q.rejects_total(), "short", no_value="0"),
+        stat(title("取込遅延", "Ingest lag"), q.ingest_lag(), "s", calc="max"),
+    ]
 
 
 def overview(k: int) -> db.Dashboard:
@@ -65,35 +116,19 @@ def overview(k: int) -> db.Dashboard:
         ["overview"],
         "Headline KPIs of every theme for the selected sites. Care numbers follow the "
         f"k={k} rule: values behind fewer than {k} residents are not shown.",
-    ).with_variable(tag_variable("site", "地区 / Site", 'SHOW TAG VALUES WITH KEY = "site"'))
+    ).with_variable(_site())
     d.with_variable(
         tag_variable("route", "路線 / Route", q.route_values()).hide(dm.VariableHide.HIDE_VARIABLE)
     )
     return _add(
         d,
-        stat(title("電力消費", "Energy consumption"), q.energy_total(), "kwatth"),
-        stat(title("太陽光売電", "PV export"), q.energy_total("energy_export_kwh"), "kwatth"),
-        stat(title("30分最大需要", "Peak 30-min demand"), q.peak_demand_30m(), "kwatt", calc="max"),
-        stat(title("電力量計", "Meters reporting"), q.meters_reporting(), "short"),
-        stat(
-            title("見守り対象者", "Residents monitored"),
-            q.residents_monitored(),
-            "short",
-            calc="sum",
-        ),
-        stat(
-            title("アラート（k以上）", f"Care alerts (k>={k})"),
-            q.care_alerts_by_type(k),
-            "short",
-            calc="sum",
-            no_value=f"< {k}",
-        ),
-        stat(title("定時運行率", "On-time performance"), q.on_time_pct(None), "percent"),
-        stat(title("運行車両", "Active vehicles"), q.active_vehicles(), "short"),
-        stat(title("稼働中エージェント", "Agents online"), q.agents_online(), "short"),
-        stat(title("取込拒否", "Ingest rejects"), q.rejects_total(), "short", no_value="0"),
-        stat(title("取込遅延", "Ingest lag"), q.ingest_lag(), "s", calc="max"),
-        stat(title("平均遅延", "Average delay"), q.mean_delay(by_route=False), "s"),
+        *_energy_stats(),
+        _residents_stat(),
+        _care_alerts_stat(k),
+        _on_time_stat(),
+        _active_vehicles_stat(),
+        *_ingest_stats(),
+        _mean_delay_stat(),
     )
 
 
@@ -107,10 +142,7 @@ def green(k: int) -> db.Dashboard:
     ).with_variable(_site("energy_meter"))
     return _add(
         d,
-        stat(title("電力消費", "Energy consumption"), q.energy_total(), "kwatth"),
-        stat(title("太陽光売電", "PV export"), q.energy_total("energy_export_kwh"), "kwatth"),
-        stat(title("30分最大需要", "Peak 30-min demand"), q.peak_demand_30m(), "kwatt", calc="max"),
-        stat(title("電力量計", "Meters reporting"), q.meters_reporting(), "short"),
+        *_energy_stats(),
         timeseries(
             title("電力消費（地区別）", "Energy consumption by site"),
             q.energy_per_interval(),
@@ -147,20 +179,8 @@ def care(k: int) -> db.Dashboard:
     ).with_variable(_site("wearable"))
     return _add(
         d,
-        stat(
-            title("見守り対象者", "Residents monitored"),
-            q.residents_monitored(),
-            "short",
-            calc="sum",
-        ),
-        stat(
-            title("アラート（k以上）", f"Care alerts (k>={k})"),
-            q.care_alerts_by_type(k),
-            "short",
-            calc="sum",
-            no_value=f"< {k}",
-            w=18,
-        ),
+        _residents_stat(),
+        _care_alerts_stat(k, w=18),
         timeseries(
             title("平均心拍数", "Mean heart rate"),
             q.care_mean("heart_rate_bpm", k),
@@ -223,9 +243,9 @@ def transit(k: int) -> db.Dashboard:
     d.with_variable(tag_variable("route", "路線 / Route", q.route_values()))
     return _add(
         d,
-        stat(title("定時運行率", "On-time performance"), q.on_time_pct(None), "percent"),
-        stat(title("平均遅延", "Average delay"), q.mean_delay(by_route=False), "s"),
-        stat(title("運行車両", "Active vehicles"), q.active_vehicles(), "short"),
+        _on_time_stat(),
+        _mean_delay_stat(),
+        _active_vehicles_stat(),
         stat(
             title("運行車両（最大）", "Active vehicles (peak)"),
             q.active_vehicles("time($__interval)"),
@@ -262,12 +282,10 @@ def fleet(k: int) -> db.Dashboard:
         ["fleet", "ops"],
         "Edge agents (online, outbox depth), device last-seen, ingest throughput, lag and "
         "rejects by reason. Wearables' last-seen is on the restricted care board.",
-    ).with_variable(tag_variable("site", "地区 / Site", 'SHOW TAG VALUES WITH KEY = "site"'))
+    ).with_variable(_site())
     return _add(
         d,
-        stat(title("稼働中エージェント", "Agents online"), q.agents_online(), "short"),
-        stat(title("取込拒否", "Ingest rejects"), q.rejects_total(), "short", no_value="0"),
-        stat(title("取込遅延", "Ingest lag"), q.ingest_lag(), "s", calc="max"),
+        *_ingest_stats(),
         stat(title("未処理", "Ingest pending"), q.ingest_pending(), "short"),
         timeseries(
             title("送信待ち件数", "Outbox depth"), q.outbox_depth(), "short", alias="$tag_agent_id"

@@ -6,6 +6,8 @@ every target is a raw InfluxQL query on machi's datasource.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from grafana_foundation_sdk.builders import common as cb
 from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.builders import stat as sb
@@ -26,17 +28,34 @@ def _target(query: str, alias: str | None, fmt: ResultFormat = "time_series") ->
     return t.alias(alias) if alias else t
 
 
+_P = TypeVar("_P", tsb.Panel, sb.Panel, tb.Panel)
+
+
+def _panel(
+    panel: _P,
+    name: str,
+    query: str,
+    w: int,
+    h: int,
+    alias: str | None = None,
+    fmt: ResultFormat = "time_series",
+) -> _P:
+    """What every panel has: title, machi's datasource, one query, a grid size."""
+    return (
+        panel.title(name)
+        .datasource(DATASOURCE)
+        .with_target(_target(query, alias, fmt))
+        .span(w)
+        .height(h)
+    )
+
+
 def timeseries(
     name: str, query: str, unit: str, *, alias: str | None = None, w: int = 12, h: int = 8
 ) -> tsb.Panel:
     return (
-        tsb.Panel()
-        .title(name)
-        .datasource(DATASOURCE)
-        .with_target(_target(query, alias))
+        _panel(tsb.Panel(), name, query, w, h, alias)
         .unit(unit)
-        .span(w)
-        .height(h)
         .fill_opacity(10)
         .span_nulls(True)
         .legend(
@@ -61,13 +80,8 @@ def stat(
     h: int = 5,
 ) -> sb.Panel:
     p = (
-        sb.Panel()
-        .title(name)
-        .datasource(DATASOURCE)
-        .with_target(_target(query, alias))
+        _panel(sb.Panel(), name, query, w, h, alias)
         .unit(unit)
-        .span(w)
-        .height(h)
         .reduce_options(cb.ReduceDataOptions().calcs([calc]).values(False))
         .graph_mode(cm.BigValueGraphMode.NONE)
     )
@@ -75,15 +89,8 @@ def stat(
 
 
 def table(name: str, query: str, *, w: int = 24, h: int = 9) -> tb.Panel:
-    return (
-        tb.Panel()
-        .title(name)
-        .datasource(DATASOURCE)
-        .with_target(_target(query, None, "table"))
-        .show_header(True)  # also creates the options object Grafana expects (not null)
-        .span(w)
-        .height(h)
-    )
+    # show_header also creates the options object Grafana expects (not null).
+    return _panel(tb.Panel(), name, query, w, h, fmt="table").show_header(True)
 
 
 def tag_variable(name: str, label: str, query: str) -> db.QueryVariable:

@@ -29,11 +29,23 @@ IV = "time($__interval)"
 ON_TIME_WINDOW = (-60, 300)
 
 
+def _per_interval(select: str, measurement: str, tag: str, where: str = "") -> str:
+    """``select`` from ``measurement`` per Grafana interval and ``tag``; empty intervals
+    stay gaps (``fill(none)``) rather than zeros."""
+    cond = f"{TF} AND {where}" if where else TF
+    return (
+        f"SELECT {select} FROM {quote_ident(measurement)} WHERE {cond} "
+        f"GROUP BY {IV}, {quote_ident(tag)} fill(none)"
+    )
+
+
 # --- template variables -------------------------------------------------------------
 
 
-def site_values(measurement: str) -> str:
-    return f'SHOW TAG VALUES FROM {quote_ident(measurement)} WITH KEY = "site"'
+def site_values(measurement: str | None = None) -> str:
+    """Sites of ``measurement``, or of every measurement."""
+    source = f"FROM {quote_ident(measurement)} " if measurement else ""
+    return f'SHOW TAG VALUES {source}WITH KEY = "site"'
 
 
 def route_values() -> str:
@@ -142,10 +154,7 @@ def care_alerts_by_type(k: int) -> str:
 
 
 def resident_vitals(field: str) -> str:
-    return (
-        f'SELECT mean({quote_ident(field)}) FROM "wearable" WHERE {TF} AND {SITE} '
-        f'GROUP BY {IV}, "device_id" fill(none)'
-    )
+    return _per_interval(f"mean({quote_ident(field)})", "wearable", "device_id", SITE)
 
 
 def resident_last_seen() -> str:
@@ -183,10 +192,7 @@ def on_time_pct(interval: str | None = IV) -> str:
 
 def mean_delay(by_route: bool = True) -> str:
     if by_route:
-        return (
-            f'SELECT mean("delay_s") FROM "bus_arrival" WHERE {TF} AND {ROUTE} AND {SITE} '
-            f'GROUP BY {IV}, "route_id" fill(none)'
-        )
+        return _per_interval('mean("delay_s")', "bus_arrival", "route_id", f"{ROUTE} AND {SITE}")
     return (
         f'SELECT mean("delay_s") AS "delay_s" FROM "bus_arrival" WHERE {TF} AND {ROUTE} AND {SITE}'
     )
@@ -208,17 +214,11 @@ def active_vehicles(interval: str | None = None) -> str:
 
 
 def mean_speed() -> str:
-    return (
-        f'SELECT mean("speed_kmh") FROM "bus" WHERE {TF} AND {ROUTE} AND {SITE} '
-        f'GROUP BY {IV}, "route_id" fill(none)'
-    )
+    return _per_interval('mean("speed_kmh")', "bus", "route_id", f"{ROUTE} AND {SITE}")
 
 
 def mean_occupancy() -> str:
-    return (
-        f'SELECT mean("occupancy_pct") FROM "bus" WHERE {TF} AND {ROUTE} AND {SITE} '
-        f'GROUP BY {IV}, "route_id" fill(none)'
-    )
+    return _per_interval('mean("occupancy_pct")', "bus", "route_id", f"{ROUTE} AND {SITE}")
 
 
 def vehicle_positions() -> str:
@@ -247,10 +247,7 @@ def agents_table() -> str:
 
 
 def outbox_depth() -> str:
-    return (
-        f'SELECT max("outbox_depth") FROM "agent_status" WHERE {TF} '
-        f'GROUP BY {IV}, "agent_id" fill(none)'
-    )
+    return _per_interval('max("outbox_depth")', "agent_status", "agent_id")
 
 
 def devices_last_seen(measurement: str) -> str:
@@ -280,17 +277,12 @@ def rejects_total() -> str:
 
 
 def ingest_lag() -> str:
-    return f'SELECT max("lag_s") FROM "ingest_stats" WHERE {TF} GROUP BY {IV}, "worker" fill(none)'
+    return _per_interval('max("lag_s")', "ingest_stats", "worker")
 
 
 def ingest_rate() -> str:
-    return (
-        f'SELECT non_negative_derivative(last("readings"), 1s) FROM "ingest_stats" '
-        f'WHERE {TF} GROUP BY {IV}, "worker" fill(none)'
-    )
+    return _per_interval('non_negative_derivative(last("readings"), 1s)', "ingest_stats", "worker")
 
 
 def ingest_pending() -> str:
-    return (
-        f'SELECT last("pending") FROM "ingest_stats" WHERE {TF} GROUP BY {IV}, "worker" fill(none)'
-    )
+    return _per_interval('last("pending")', "ingest_stats", "worker")
