@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
 from firmware_bridge.base import DeviceError, Source
 from firmware_bridge.pty import PtySimulator
+from firmware_bridge.registry import make_source
+
+S = TypeVar("S")
+
+
+def open_source(cfg: dict[str, Any], cls: type[S], kind: str) -> S:
+    """The source the registry builds from ``cfg``, checked to be a ``cls`` producing
+    contract ``kind``, opened."""
+    src = make_source(cfg)
+    assert isinstance(src, cls) and src.kind == kind, (type(src), src.kind)
+    src.open()
+    return src
 
 
 def read_n(src: Source, n: int, limit: float = 5.0) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ from firmware_bridge.base import DeviceError
 from firmware_bridge.ble_gateway.serial_source import BleSerialSource
 from firmware_bridge.ble_gateway.simulator import BleSerialSimulator
 from firmware_bridge.registry import make_source
-from firmware_bridge.testing import read_n
+from firmware_bridge.testing import open_source, read_n
 
 DEVICES = {"C0FFEE000001": "care-0001", "C0FFEE000002": "care-0002"}
 
@@ -24,18 +24,17 @@ def sim(tmp_path: Path):
 
 
 def _source(sim: BleSerialSimulator, timeout: float = 1.0) -> BleSerialSource:
-    src = make_source(
+    return open_source(
         {
             "type": "ble_gateway_serial",
             "device_id": "gw-1",
             "port": str(sim.path),
             "interval_s": timeout,
             "devices": {"C0:FF:EE:00:00:01": "care-0001", "c0ffee000002": "care-0002"},
-        }
+        },
+        BleSerialSource,
+        "wearable",
     )
-    assert isinstance(src, BleSerialSource) and src.kind == "wearable"
-    src.open()
-    return src
 
 
 def _expected(sim: BleSerialSimulator) -> list[dict]:

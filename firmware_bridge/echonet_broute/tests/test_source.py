@@ -12,11 +12,11 @@ from contract.settings import ConfigError
 from firmware_bridge.echonet_broute.simulator import PASSWORD, RBID, BrouteSimulator
 from firmware_bridge.echonet_broute.source import BrouteSource
 from firmware_bridge.registry import make_source
-from firmware_bridge.testing import read_n, unplug_and_replug
+from firmware_bridge.testing import open_source, read_n, unplug_and_replug
 
 
 def _source(sim: BrouteSimulator, module: str = "bp35a1", password: str = PASSWORD) -> BrouteSource:
-    src = make_source(
+    return open_source(
         {
             "type": "echonet_broute",
             "device_id": "meter-b1",
@@ -27,11 +27,10 @@ def _source(sim: BrouteSimulator, module: str = "bp35a1", password: str = PASSWO
             "interval_s": 0.05,
             "timeout_s": 0.4,
             "join_timeout_s": 1.0,
-        }
+        },
+        BrouteSource,
+        "energy_meter",
     )
-    assert isinstance(src, BrouteSource) and src.kind == "energy_meter"
-    src.open()
-    return src
 
 
 # A session join takes a few seconds.

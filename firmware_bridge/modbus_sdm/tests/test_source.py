@@ -11,7 +11,7 @@ from contract.settings import ConfigError
 from firmware_bridge.modbus_sdm.simulator import SdmSimulator
 from firmware_bridge.modbus_sdm.source import RESPONSE_LEN, SdmSource
 from firmware_bridge.registry import make_source
-from firmware_bridge.testing import unplug_and_replug
+from firmware_bridge.testing import open_source, unplug_and_replug
 
 
 @pytest.fixture
@@ -21,7 +21,7 @@ def sim(tmp_path: Path):
 
 
 def _source(sim: SdmSimulator) -> SdmSource:
-    src = make_source(
+    return open_source(
         {
             "type": "modbus_sdm",
             "device_id": "meter-1",
@@ -29,11 +29,10 @@ def _source(sim: SdmSimulator) -> SdmSource:
             "unit_id": 7,
             "interval_s": 0.05,
             "timeout_s": 0.3,
-        }
+        },
+        SdmSource,
+        "energy_meter",
     )
-    assert isinstance(src, SdmSource) and src.kind == "energy_meter"
-    src.open()
-    return src
 
 
 def test_values_decoded_exactly(sim: SdmSimulator) -> None:
