@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -13,7 +14,7 @@ from contract.mqtt import MqttOptions, connect, make_client
 from contract.schema import Message, encode_message
 from contract.settings import Settings
 from contract.topics import Topics
-from machi.servers import IngestProcess
+from machi.servers import IngestProcess, Mosquitto
 from machi.simulate import Fleet
 from tests.faults.accounting import Key, Ledger
 
@@ -172,3 +173,35 @@ def ingest(tmp: Path, name: str, mqtt_url: str, influx_url: str, s: Settings) ->
         tmp / name, mqtt_url, influx_url, s.influx_db, s.topic_prefix,
         client_id=f"{name}-{s.topic_prefix}", extra_args=["--batch-seconds", "0.3"],
     )  # fmt: skip
+
+
+def save_id(mq: Mosquitto) -> tuple[int, int] | None:
+    """Identity of mosquitto's persistence file: it changes with every save."""
+    try:
+        st = os.stat(mq.workdir / "data" / "mosquitto.db")
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns
+
+
+class SaveWatcher:
+    """Notes (monotonic time) each time mosquitto replaces its persistence file."""
+
+    def __init__(self, mq: Mosquitto) -> None:
+        self.mq = mq
+        self.saves: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        last = save_id(self.mq)
+        while not self._stop.wait(0.02):
+            now = save_id(self.mq)
+            if now is not None and now != last:
+                self.saves.append(time.monotonic())
+                last = now
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()

@@ -8,9 +8,7 @@ to publishers after the last save are gone. The crash test pins that bound down.
 
 from __future__ import annotations
 
-import os
 import random
-import threading
 import time
 from pathlib import Path
 
@@ -21,7 +19,7 @@ from contract.settings import Settings
 from machi.servers import Influxd, Mosquitto
 from machi.testing import wait_until
 from tests.faults.accounting import Ledger, assert_clean, settle
-from tests.faults.harness import Stream, ingest
+from tests.faults.harness import SaveWatcher, Stream, ingest, save_id
 
 pytestmark = pytest.mark.faults
 
@@ -54,14 +52,6 @@ def test_mosquitto_restarted_twice_under_load(
     ing.stop()
 
 
-def _save_id(mq: Mosquitto) -> tuple[int, int] | None:
-    try:
-        st = os.stat(mq.workdir / "data" / "mosquitto.db")
-    except FileNotFoundError:
-        return None
-    return st.st_ino, st.st_mtime_ns
-
-
 def test_mosquitto_crash_loses_what_came_after_the_last_autosave(
     settings: Settings, influx: InfluxV1, own_mosquitto: Mosquitto, influxd: Influxd, tmp_path: Path
 ) -> None:
@@ -77,11 +67,11 @@ def test_mosquitto_crash_loses_what_came_after_the_last_autosave(
     before = Ledger()
     Stream(s, before, rounds=5, pause_s=0.0, name="before").start().join()
     # Wait for an autosave after `before` was queued: the file is replaced on each save.
-    first = _save_id(own_mosquitto)
+    first = save_id(own_mosquitto)
     deadline = time.monotonic() + 25
-    while _save_id(own_mosquitto) == first and time.monotonic() < deadline:
+    while save_id(own_mosquitto) == first and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _save_id(own_mosquitto) != first, "mosquitto never autosaved within 25 s"
+    assert save_id(own_mosquitto) != first, "mosquitto never autosaved within 25 s"
     saved_at = time.monotonic()
     after = Ledger()
     Stream(s, after, rounds=5, pause_s=0.0, name="after").start().join()  # all PUBACKed
@@ -100,29 +90,6 @@ def test_mosquitto_crash_loses_what_came_after_the_last_autosave(
     assert a.duplicated == a.unexpected == 0, a.examples
     assert a.missing == after.readings_set(), "lost must be exactly what came after the save"
     ing.stop()
-
-
-class _SaveWatcher:
-    """Notes (monotonic time) each time mosquitto replaces its persistence file."""
-
-    def __init__(self, mq: Mosquitto) -> None:
-        self.mq = mq
-        self.saves: list[float] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        last = _save_id(self.mq)
-        while not self._stop.wait(0.02):
-            now = _save_id(self.mq)
-            if now is not None and now != last:
-                self.saves.append(time.monotonic())
-                last = now
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 @pytest.mark.parametrize("ingest_online", [True, False], ids=["ingest-online", "ingest-offline"])
@@ -145,7 +112,7 @@ def test_mosquitto_crash_mid_stream_loses_at_most_the_autosave_window(
     s = _on(settings, own_mosquitto)
     ing = ingest(tmp_path, "ingest", own_mosquitto.url, influxd.url, s)
     ing.start()
-    watcher = _SaveWatcher(own_mosquitto)
+    watcher = SaveWatcher(own_mosquitto)
     ledger = Ledger()
     stream = Stream(s, ledger, rounds=400, pause_s=0.1).start()  # halted after the crash
     time.sleep(1.0)

@@ -1,12 +1,15 @@
 """Edge faults end to end: pty GPS receivers -> `machi edge run` -> Mosquitto -> ingest
--> InfluxDB, with the uplink cut, and with the agent SIGKILLed halfway through draining
-a large backlog. The ground truth of what the agent committed is an audit copy of every
-outbox insert (a trigger, see accounting.instrument_outbox); the simulators' own record
+-> InfluxDB, with the uplink cut, with the agent SIGKILLed halfway through draining
+a large backlog, and with the broker crashing on a backlog queued for an offline ingest
+(storage confirmations make the agent re-send what the broker lost). The ground truth of
+what the agent committed is an audit copy of every outbox insert (a trigger, see
+accounting.instrument_outbox); the simulators' own record
 (`sim.sent`) checks that the devices' output reached the outbox in the first place.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +24,7 @@ from edge.outbox import read_stats
 from firmware_bridge.nmea_gps.simulator import NmeaSimulator
 from machi.bench.edge import EdgeProcess
 from machi.servers import Influxd, IngestProcess, Mosquitto
+from machi.testing import wait_until
 from tests.edge.helpers import wait_for
 from tests.faults.accounting import (
     Ledger,
@@ -28,8 +32,9 @@ from tests.faults.accounting import (
     instrument_outbox,
     outbox_ledger,
     settle,
+    stored_points,
 )
-from tests.faults.harness import ingest
+from tests.faults.harness import SaveWatcher, ingest
 
 pytestmark = pytest.mark.faults
 
@@ -60,7 +65,13 @@ def rig(
 ) -> Iterator[Any]:
     made: list[EdgeRig] = []
 
-    def make(devices: int, period_s: float, max_inflight: int = 100, **agent: Any) -> EdgeRig:
+    def make(
+        devices: int,
+        period_s: float,
+        max_inflight: int = 100,
+        outbox_opts: dict[str, Any] | None = None,
+        **agent: Any,
+    ) -> EdgeRig:
         influx = InfluxV1(influxd.url, settings.influx_db)
         influx.create_database()
         ing = ingest(tmp_path, "ingest", own_mosquitto.url, influxd.url, settings)
@@ -81,7 +92,7 @@ def rig(
                 "topic_prefix": settings.topic_prefix,
                 "max_inflight": max_inflight,
             },
-            "outbox": {"path": str(outbox), "max_bytes": 50_000_000},
+            "outbox": {"path": str(outbox), "max_bytes": 50_000_000, **(outbox_opts or {})},
             "sources": [
                 {
                     "type": "nmea_gps",
@@ -176,4 +187,54 @@ def test_edge_agent_sigkilled_mid_drain(rig: Any) -> None:
     a = settle("edge agent SIGKILL mid-drain", ledger, r.influx)
     print(f"  backlog {backlog} messages, killed at depth {depth}, {left} left after the kill")
     assert 0 < left < backlog
+    assert_clean(a)
+
+
+def test_broker_crash_with_ingest_offline_loses_nothing_with_confirmations(rig: Any) -> None:
+    """The broker PUBACKs the agent's messages, holds them for the offline ingest, and is
+    SIGKILLed before its next autosave: it loses them (as test_fault_broker measures for
+    plain publishers). The agent kept them as *sent*, unconfirmed, and re-publishes them
+    once confirm_timeout_s passes without a storage confirmation: nothing lost or doubled.
+    """
+    timeout_s = 30
+    r = rig(devices=2, period_s=0.1, batch_s=0.3, outbox_opts={"confirm_timeout_s": timeout_s})
+    wait_for(lambda: r.committed() >= 20, 20, "the agent committing readings")
+    wait_for(lambda: r.stats()["counters"].get("confirmed_messages", 0) >= 5, 20, "confirmations")
+    r.ingest.stop()  # offline: its persistent session queues on the broker from here on
+    watcher = SaveWatcher(r.mq)
+    saves = len(watcher.saves)
+    wait_until(lambda: len(watcher.saves), lambda n: n > saves, 25)
+    assert len(watcher.saves) > saves, "mosquitto never autosaved within 25 s"
+    time.sleep(3.0)  # the agent gets PUBACKs for messages the broker has not saved
+    r.mq.kill()
+    killed_ms = int(time.time() * 1000)
+    watcher.stop()
+    with sqlite3.connect(f"file:{r.outbox}?mode=ro", uri=True) as db:
+        sent = dict(
+            ((dev, seq), due)
+            for dev, seq, due in db.execute(
+                "SELECT device_id, seq, due_ms FROM messages WHERE due_ms IS NOT NULL"
+            )
+        )
+    assert sent, "no message was waiting for a confirmation at the crash"
+    r.mq.start()
+    r.ingest.start()
+    # Ingest drains what the broker kept. What is still missing now, before any re-send is
+    # due, is what the crash destroyed after the broker had acknowledged it.
+    time.sleep(6.0)
+    assert int(time.time() * 1000) < min(sent.values()), "re-sends began too early to tell"
+    stored = {(d, s) for d, s, _t in stored_points(r.influx, ["bus"])}
+    destroyed = set(sent) - stored
+    assert destroyed, "the crash lost nothing: did mosquitto's persistence change?"
+    _finish(r, timeout_s * 2 + 60)  # the re-sends are due within confirm_timeout_s
+    stats = r.stats()
+    ledger = r.ledger()
+    _device_output_committed(r, ledger)
+    a = settle("broker crash, ingest offline, edge confirmations", ledger, r.influx)
+    print(
+        f"  {len(destroyed)} acknowledged messages destroyed by the crash, re-sent: "
+        f"{stats['counters'].get('resent_messages', 0)}; killed at {killed_ms}"
+    )
+    assert stats["counters"].get("resent_messages", 0) >= len(destroyed)
+    assert stats["counters"].get("dropped_readings", 0) == 0
     assert_clean(a)
