@@ -89,6 +89,11 @@ def _doc(**over: Any) -> dict[str, Any]:
         ({"mqtt": {"url": "mqtt://127.0.0.1", "ca": "/nonexistent.pem"}}, "does not exist"),
         ({"mqtt": {"url": "http://u:" + SECRET + "@h"}}, "url is invalid"),
         ({"agent": {"id": "a", "batch_s": 0}}, "batch_s must be a number"),
+        (
+            {"outbox": {"path": "/x", "require_confirmation": "yes"}},
+            "require_confirmation must be true or false",
+        ),
+        ({"outbox": {"path": "/x", "confirm_timeout_s": 0}}, "confirm_timeout_s must be"),
     ],
 )
 def test_errors_name_the_problem(change: dict[str, Any], words: str) -> None:
@@ -100,6 +105,24 @@ def test_errors_name_the_problem(change: dict[str, Any], words: str) -> None:
         parse_config(doc)
     assert words in str(exc.value)
     assert SECRET not in str(exc.value)
+
+
+def test_confirmation_settings_and_served_devices() -> None:
+    cfg = parse_config(_doc())
+    assert cfg.require_confirmation is True and cfg.confirm_timeout_s == 120.0
+    doc = _doc(outbox={"path": "/x", "require_confirmation": False, "confirm_timeout_s": 5})
+    doc["sources"].append(
+        {
+            "type": "ble_gateway_serial",
+            "device_id": "gw-1",
+            "port": "/dev/null",
+            "devices": {"C0FFEE000001": "care-1", "C0FFEE000002": "bad id"},
+        }
+    )
+    cfg = parse_config(doc)
+    assert cfg.require_confirmation is False and cfg.confirm_timeout_s == 5.0
+    # The gateway's own id publishes nothing; its mapped wearables do (invalid ids skipped).
+    assert cfg.served_devices() == {"m1", "care-1"}
 
 
 def test_source_errors_never_echo_the_password() -> None:

@@ -3,7 +3,13 @@
 A graceful stop writes the broker's persistence file, so queued messages and sessions
 survive it. A crash (SIGKILL) does not: mosquitto saves only on shutdown and every
 ``autosave_interval`` (10 s in deploy/mosquitto/machi.conf), so messages it acknowledged
-to publishers after the last save are gone. The crash test pins that bound down.
+to publishers after the last save are gone. The crash tests pin that bound down.
+
+The publishers here are plain at-least-once clients that forget a message at its PUBACK
+(like third-party devices publishing straight to the broker): for them the loss is
+real. machi edge agents keep each message until ingest confirms it stored, and
+re-publish what a crash destroyed: see test_fault_edge.py
+(test_broker_crash_with_ingest_offline_loses_nothing_with_confirmations).
 """
 
 from __future__ import annotations
