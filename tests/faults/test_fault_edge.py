@@ -92,7 +92,14 @@ def rig(
                 "topic_prefix": settings.topic_prefix,
                 "max_inflight": max_inflight,
             },
-            "outbox": {"path": str(outbox), "max_bytes": 50_000_000, **(outbox_opts or {})},
+            # Confirmations lost while the agent or the broker was down are made up for by
+            # re-sends after confirm_timeout_s: short, so a drain takes seconds, not 2 min.
+            "outbox": {
+                "path": str(outbox),
+                "max_bytes": 50_000_000,
+                "confirm_timeout_s": 5,
+                **(outbox_opts or {}),
+            },
             "sources": [
                 {
                     "type": "nmea_gps",
