@@ -26,7 +26,8 @@ These are part of the InfluxDB schema the KPI API and the dashboards query.
 ``agent_status`` (ingest stores each status message it receives)
     tags: ``agent_id``
     fields: ``online`` (bool), ``outbox_depth``, ``outbox_bytes``, ``dropped``,
-    ``published`` (int), ``sources_unhealthy`` (int)
+    ``published`` (int), ``sources_unhealthy`` (int), ``unconfirmed`` (int, messages
+    published but not yet confirmed stored; 0 for agents that do not report it)
 """
 
 from __future__ import annotations

@@ -314,6 +314,7 @@ class IngestService:
                 "dropped": st.dropped,
                 "published": st.published,
                 "sources_unhealthy": sum(1 for s in st.sources.values() if not s.healthy),
+                "unconfirmed": st.unconfirmed,
             },
             # A retained status can be old; store it at its own time, bounded to now.
             min(st.t, now_ms) if st.t > 0 else now_ms,

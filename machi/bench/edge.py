@@ -172,7 +172,12 @@ def run(args: argparse.Namespace) -> int:
                 doc = {
                     "agent": {"id": "bench-edge", "site": "bench", "batch_s": args.batch_s},
                     "mqtt": {"url": mq.url, "topic_prefix": "bench"},
-                    "outbox": {"path": str(work / "outbox.db"), "max_bytes": 200_000_000},
+                    "outbox": {
+                        "path": str(work / "outbox.db"),
+                        "max_bytes": 200_000_000,
+                        # No ingest runs here to confirm storage: delete at PUBACK.
+                        "require_confirmation": False,
+                    },
                     "sources": [
                         {
                             "type": "nmea_gps",
