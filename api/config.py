@@ -6,33 +6,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from contract.settings import ConfigError, env, env_int
+from contract.settings import ConfigError, env, env_bool, env_float, env_int
 
 #: Shikoku Electric Power (Yonden), FY2021 adjusted emission factor, menu C (residual),
 #: 0.532 kg-CO2/kWh, as corrected by the government on 2023-06-01
 #: (https://www.yonden.co.jp/energy/environment/topics/2023_06_01.html).
 DEFAULT_EMISSION_FACTOR_T_PER_KWH = 0.000532
-
-
-def env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number") from None
-
-
-def env_bool(name: str, default: bool) -> bool:
-    raw = os.environ.get(name, "").strip().lower()
-    if raw == "":
-        return default
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"{name}={raw!r} must be 1/0, true/false, yes/no or on/off")
 
 
 @dataclass(frozen=True)

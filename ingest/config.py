@@ -8,18 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from contract.schema import Limits
-from contract.settings import ConfigError, Settings, env, env_int
-
-
-def env_bool(name: str, default: bool) -> bool:
-    raw = os.environ.get(name, "").strip().lower()
-    if raw == "":
-        return default
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"{name}={raw!r} is not a boolean: use true/false (or 1/0)")
+from contract.settings import Settings, env, env_bool, env_int
 
 
 @dataclass(frozen=True)

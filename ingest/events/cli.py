@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from contract.settings import ConfigError, Settings
+    from contract.settings import ConfigError, Settings, env_float
     from ingest.events.care import CareRules
     from ingest.events.gtfs import GtfsError, Schedule
     from ingest.events.worker import EventsOptions, EventsWorker
@@ -46,13 +46,7 @@ def run(args: argparse.Namespace) -> int:
     )
 
     def num(flag: float | None, name: str, default: float) -> float:
-        if flag is not None:
-            return flag
-        raw = os.environ.get(name)
-        try:
-            return float(raw) if raw else default
-        except ValueError:
-            raise ConfigError(f"{name}={raw!r} is not a number") from None
+        return flag if flag is not None else env_float(name, default)
 
     try:
         rules = CareRules(
