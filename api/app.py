@@ -114,14 +114,7 @@ class Api:
     def __init__(self, settings: Settings, cfg: ApiConfig, kpi_cfg: KpiConfig) -> None:
         self.settings = settings
         self.cfg = cfg
-        self.influx = InfluxV1(
-            settings.influx_url,
-            settings.influx_db,
-            user=settings.influx_user,
-            password=settings.influx_password,
-            token=settings.influx_token,
-            timeout=10.0,
-        )
+        self.influx = InfluxV1.from_settings(settings, timeout=10.0)
         self.engine = KpiEngine(self.influx, kpi_cfg)
         self.keys = KeyStore.load(cfg.keys, cfg.keys_file)
         self.audit = AuditLog(cfg.audit_log)

@@ -70,14 +70,7 @@ def _influx(args: argparse.Namespace) -> InfluxV1:
     from contract.settings import Settings
 
     s = Settings.from_env(influx_url=args.influx_url, influx_db=args.influx_db)
-    return InfluxV1(
-        s.influx_url,
-        s.influx_db,
-        user=s.influx_user,
-        password=s.influx_password,
-        token=s.influx_token,
-        timeout=600.0,
-    )
+    return InfluxV1.from_settings(s, timeout=600.0)
 
 
 def setup_rollups(influx: InfluxV1, backfill_hours: float, only_if_new: bool) -> None:

@@ -10,6 +10,8 @@ from typing import Any
 
 import httpx
 
+from contract.settings import Settings
+
 
 class InfluxError(RuntimeError):
     def __init__(self, status: int, message: str) -> None:
@@ -43,6 +45,18 @@ class InfluxV1:
         self.url = url.rstrip("/")
         self.db = db
         self.http = httpx.Client(base_url=self.url, headers=headers, auth=auth, timeout=timeout)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, timeout: float = 30.0) -> InfluxV1:
+        """A client for ``MACHI_INFLUX_*`` settings (URL, database, credentials)."""
+        return cls(
+            settings.influx_url,
+            settings.influx_db,
+            user=settings.influx_user,
+            password=settings.influx_password,
+            token=settings.influx_token,
+            timeout=timeout,
+        )
 
     def close(self) -> None:
         self.http.close()

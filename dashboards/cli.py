@@ -119,7 +119,7 @@ def _verify(args: argparse.Namespace) -> int:
     from dashboards.verify import run_all
 
     s = Settings.from_env()
-    client = InfluxV1(s.influx_url, s.influx_db, s.influx_user, s.influx_password, s.influx_token)
+    client = InfluxV1.from_settings(s)
     now = int(time.time() * 1000)
     try:
         results = run_all(client, now - int(args.hours * 3_600_000), now, _resolve_k(args))

@@ -61,13 +61,7 @@ class EventsWorker:
         self.topics = Topics(settings.topic_prefix)
         self.care = CareTracker(rules)
         self.arrivals = ArrivalMatcher(schedule, self.opts.radius_m) if schedule else None
-        self.influx = InfluxV1(
-            settings.influx_url,
-            settings.influx_db,
-            user=settings.influx_user,
-            password=settings.influx_password,
-            token=settings.influx_token,
-        )
+        self.influx = InfluxV1.from_settings(settings)
         self.stats: Counter[str] = Counter()
         self._queue: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
         self._stop = threading.Event()
