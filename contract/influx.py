@@ -6,6 +6,7 @@ writer, the KPI API and the tests all talk to InfluxDB through this one class.
 
 from __future__ import annotations
 
+import gzip as gzip_mod
 from typing import Any
 
 import httpx
@@ -97,7 +98,13 @@ class InfluxV1:
         return out
 
     def write_lines(self, body: bytes, precision: str = "ms", gzip: bool = False) -> httpx.Response:
-        headers = {"Content-Encoding": "gzip"} if gzip else {}
+        """POST line protocol to ``/write``; ``gzip=True`` compresses it (level 1: most of
+        gzip's size win at a fraction of its CPU). Raises ``httpx.HTTPError`` on network
+        failures; the status code says the rest."""
+        headers = {}
+        if gzip:
+            body = gzip_mod.compress(body, compresslevel=1)
+            headers["Content-Encoding"] = "gzip"
         return self.http.post(
             "/write", params={"db": self.db, "precision": precision}, content=body, headers=headers
         )

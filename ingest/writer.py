@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import gzip as gzip_mod
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -18,7 +17,7 @@ from typing import Any, Protocol, cast
 
 import httpx
 
-from contract.influx import quote_ident
+from contract.influx import InfluxError, InfluxV1
 from contract.settings import Settings
 
 log = logging.getLogger("machi.ingest.writer")
@@ -52,28 +51,13 @@ class V1Backend:
     """InfluxDB's v1 ``/write`` (1.x natively; 2.x and 3.x Core via v1 compatibility)."""
 
     def __init__(self, settings: Settings, use_gzip: bool = True, timeout: float = 30.0) -> None:
-        headers = {}
-        if settings.influx_token:
-            headers["Authorization"] = f"Token {settings.influx_token}"
-        auth = (
-            (settings.influx_user, settings.influx_password or "") if settings.influx_user else None
-        )
+        self.client = InfluxV1.from_settings(settings, timeout=timeout)
         self.db = settings.influx_db
         self.gzip = use_gzip
-        self.http = httpx.Client(
-            base_url=settings.influx_url.rstrip("/"), headers=headers, auth=auth, timeout=timeout
-        )
 
     def post(self, body: bytes) -> Answer:
-        headers = {}
-        if self.gzip:
-            # Level 1: most of gzip's size win at a fraction of its CPU on a 2-core box.
-            body = gzip_mod.compress(body, compresslevel=1)
-            headers["Content-Encoding"] = "gzip"
         try:
-            r = self.http.post(
-                "/write", params={"db": self.db, "precision": "ms"}, content=body, headers=headers
-            )
+            r = self.client.write_lines(body, precision="ms", gzip=self.gzip)
         except httpx.HTTPError as exc:
             return Answer(0, f"{type(exc).__name__}: {exc}")
         if r.status_code == 404 and "database not found" in r.text:
@@ -83,8 +67,8 @@ class V1Backend:
 
     def ensure_database(self) -> None:
         try:
-            self.http.post("/query", data={"q": f"CREATE DATABASE {quote_ident(self.db)}"})
-        except httpx.HTTPError as exc:
+            self.client.create_database()
+        except (httpx.HTTPError, InfluxError) as exc:
             log.warning("could not create database %s yet: %s", self.db, exc)
 
 
