@@ -28,7 +28,9 @@ COMMANDS: list[tuple[str, str]] = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="machi", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="machi", description="machi: the city IoT data platform, one subcommand per component."
+    )
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for _name, module in COMMANDS:
