@@ -199,21 +199,27 @@ class Outbox:
     def _drop_oldest(
         self, depth: int, total: int, bump: dict[str, int]
     ) -> tuple[int, int, set[int]]:
-        """Delete the oldest messages until the outbox fits ``max_bytes`` (in a transaction)."""
+        """Delete the oldest messages until the outbox fits ``max_bytes`` (in a transaction).
+
+        Rows the broker never acknowledged are certainly lost: ``dropped_*``. Rows it did
+        acknowledge but whose storage was not confirmed yet were most likely stored, so
+        they are counted apart (``dropped_unconfirmed_*``) rather than reported as loss.
+        """
         dropped: set[int] = set()
         while total > self.max_bytes:
             rows = self._db.execute(
-                "SELECT id, size, n FROM messages ORDER BY id LIMIT 200"
+                "SELECT id, size, n, sends FROM messages ORDER BY id LIMIT 200"
             ).fetchall()
             if not rows:
                 break
             cut = []
-            for rid, size, n in rows:
+            for rid, size, n, sends in rows:
                 cut.append(rid)
                 total -= size
                 depth -= 1
-                bump["dropped_messages"] = bump.get("dropped_messages", 0) + 1
-                bump["dropped_readings"] = bump.get("dropped_readings", 0) + n
+                kind = "dropped_unconfirmed" if sends else "dropped"
+                bump[f"{kind}_messages"] = bump.get(f"{kind}_messages", 0) + 1
+                bump[f"{kind}_readings"] = bump.get(f"{kind}_readings", 0) + n
                 if total <= self.max_bytes:
                     break
             self._db.execute("DELETE FROM messages WHERE id <= ?", (cut[-1],))

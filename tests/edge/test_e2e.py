@@ -61,7 +61,9 @@ class Stack:
             s = self.stats()
             c = s["counters"]
             expect = c.get("committed_readings", 0) - c.get("dropped_readings", 0)
-            if s["outbox_depth"] == 0 and self.total_points() == expect:
+            # Rows dropped after the broker acknowledged them may or may not be stored.
+            maybe = c.get("dropped_unconfirmed_readings", 0)
+            if s["outbox_depth"] == 0 and expect - maybe <= self.total_points() <= expect:
                 return s
             return None
 
@@ -237,8 +239,12 @@ def test_outbox_full_drops_oldest_and_reports(stack_factory: Any) -> None:
         if holes:
             assert holes == list(range(holes[0], holes[-1] + 1)), f"{d}: holes {holes}"
             gaps += len(holes)
-    assert gaps == dropped
-    assert st.total_points() == s["counters"]["committed_readings"] - dropped
+    # Rows the broker had acknowledged before the outage and that the outbox then dropped
+    # unconfirmed may have been stored (usually were): they count as gaps only if missing.
+    maybe = s["counters"].get("dropped_unconfirmed_readings", 0)
+    assert dropped <= gaps <= dropped + maybe
+    committed = s["counters"]["committed_readings"]
+    assert committed - dropped - maybe <= st.total_points() <= committed - dropped
     # The agent's status reports the drop (retained on the broker, read via ingest's view
     # is not needed: the status topic is checked directly).
     import msgspec
