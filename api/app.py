@@ -149,6 +149,11 @@ class Api:
             "machi_api_audit_entries_total", "care-data accesses audited", registry=self.registry
         )
 
+    def audit_access(self, who: Principal, action: str, **what: Any) -> None:
+        """Append a care-data access to the audit log and count it."""
+        self.audit.record(who.key_id, who.scope, action, **what)
+        self.audit_entries.inc()
+
     # -- auth -----------------------------------------------------------------------
 
     def principal(
@@ -358,16 +363,14 @@ def create_app(
     ) -> dict[str, Any]:
         """Devices seen in the window, with last-seen time and freshness (care/operator)."""
         w = api.window(start, end, site)
-        api.audit.record(
-            who.key_id,
-            who.scope,
+        api.audit_access(
+            who,
             "list_devices",
             kind=kind,
             site=site,
             start=iso(w.start),
             end=iso(w.end),
         )
-        api.audit_entries.inc()
         kinds = [kind] if kind else list(KINDS)
         q = f"SELECT LAST(seq) FROM {', '.join(kinds)} WHERE {w.where()} GROUP BY device_id, site"
         now_ms = time.time() * 1000
@@ -402,9 +405,8 @@ def create_app(
     ) -> dict[str, Any]:
         """Care alert state changes, newest first (care/operator; audited)."""
         w = api.window(start, end, site)
-        api.audit.record(
-            who.key_id,
-            who.scope,
+        api.audit_access(
+            who,
             "list_care_alerts",
             site=site,
             type=type,
@@ -413,7 +415,6 @@ def create_app(
             end=iso(w.end),
             limit=limit,
         )
-        api.audit_entries.inc()
         where = w.where()
         if type is not None:
             where += f" AND {quote_ident('type')} = {quote_str(type)}"
