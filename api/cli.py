@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from contract.settings import add_connection_args
+
 if TYPE_CHECKING:
     from contract.influx import InfluxV1
 
@@ -19,8 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--host", help="bind address [MACHI_API_HOST, default 127.0.0.1]")
     p.add_argument("--port", type=int, help="port [MACHI_API_PORT, default 8000]")
-    p.add_argument("--influx-url", help="InfluxDB URL [MACHI_INFLUX_URL]")
-    p.add_argument("--influx-db", help="database [MACHI_INFLUX_DB]")
+    add_connection_args(p, "influx", "db")
     p.add_argument("--keys-file", help="file of 'key:scope' lines [MACHI_API_KEYS_FILE]")
     p.add_argument(
         "--anonymous",
@@ -67,9 +68,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _influx(args: argparse.Namespace) -> InfluxV1:
     from contract.influx import InfluxV1
-    from contract.settings import Settings
+    from contract.settings import settings_from_args
 
-    s = Settings.from_env(influx_url=args.influx_url, influx_db=args.influx_db)
+    s = settings_from_args(args)
     return InfluxV1.from_settings(s, timeout=600.0)
 
 
@@ -120,9 +121,9 @@ def run(args: argparse.Namespace) -> int:
     from api.app import create_app
     from api.config import ApiConfig, KpiConfig
     from contract.influx import InfluxError
-    from contract.settings import Settings
+    from contract.settings import settings_from_args
 
-    settings = Settings.from_env(influx_url=args.influx_url, influx_db=args.influx_db)
+    settings = settings_from_args(args)
     cfg = ApiConfig.from_env(
         host=args.host,
         port=args.port,

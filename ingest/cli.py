@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from contract.settings import add_connection_args
+
 if TYPE_CHECKING:
     from ingest.config import IngestConfig
 
@@ -17,12 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Subscribe to contract v1 telemetry and store it in InfluxDB. "
         "Every flag also reads a MACHI_* environment variable; flags win.",
     )
-    p.add_argument(
-        "--mqtt-url", help="broker URL, e.g. mqtt://user:pass@127.0.0.1:1883 [MACHI_MQTT_URL]"
-    )
-    p.add_argument("--influx-url", help="InfluxDB URL [MACHI_INFLUX_URL]")
-    p.add_argument("--influx-db", help="database (v1 API), created if missing [MACHI_INFLUX_DB]")
-    p.add_argument("--topic-prefix", help="topic prefix, default 'city' [MACHI_TOPIC_PREFIX]")
+    add_connection_args(p, "mqtt", "influx", "db", "prefix")
     p.add_argument("--client-id", help="fixed MQTT client id of this worker's persistent session")
     p.add_argument(
         "--shared-group", help="share the subscription with other workers ($share/GROUP/...)"
@@ -62,15 +59,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def config_from_args(args: argparse.Namespace) -> IngestConfig:
     from contract.schema import Limits
-    from contract.settings import Settings
+    from contract.settings import settings_from_args
     from ingest.config import IngestConfig
 
-    settings = Settings.from_env(
-        mqtt_url=args.mqtt_url,
-        influx_url=args.influx_url,
-        influx_db=args.influx_db,
-        topic_prefix=args.topic_prefix,
-    )
+    settings = settings_from_args(args)
     limits = None
     if args.max_past_s is not None or args.max_future_s is not None:
         limits = Limits(

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from contract.settings import add_connection_args
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("simulate", help="publish simulated meters, wearables and buses")
-    p.add_argument("--mqtt-url", help="broker URL [MACHI_MQTT_URL]")
-    p.add_argument("--topic-prefix", help="topic prefix [MACHI_TOPIC_PREFIX]")
+    add_connection_args(p, "mqtt", "prefix")
     p.add_argument("--meters", type=int, default=20)
     p.add_argument("--wearables", type=int, default=20)
     p.add_argument("--buses", type=int, default=4)
@@ -20,10 +21,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from contract.settings import Settings
+    from contract.settings import settings_from_args
     from machi.simulate import Fleet, run_simulation
 
-    settings = Settings.from_env(mqtt_url=args.mqtt_url, topic_prefix=args.topic_prefix)
+    settings = settings_from_args(args)
     fleet = Fleet.build(args.meters, args.wearables, args.buses, seed=args.seed)
     stats = run_simulation(settings, fleet, args.interval, args.per_message, args.duration)
     print(f"published {stats.messages} messages, {stats.readings} readings (all acknowledged)")

@@ -8,6 +8,8 @@ import signal
 import threading
 from pathlib import Path
 
+from contract.settings import add_connection_args
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("events", help="derive care alerts and bus arrivals from telemetry")
@@ -18,10 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Subscribe to wearable and bus telemetry and write care_alert and "
         "bus_arrival points to InfluxDB. Flags override MACHI_* variables.",
     )
-    r.add_argument("--mqtt-url", help="broker URL [MACHI_MQTT_URL]")
-    r.add_argument("--influx-url", help="InfluxDB URL [MACHI_INFLUX_URL]")
-    r.add_argument("--influx-db", help="database [MACHI_INFLUX_DB]")
-    r.add_argument("--topic-prefix", help="topic prefix [MACHI_TOPIC_PREFIX]")
+    add_connection_args(r, "mqtt", "influx", "db", "prefix")
     r.add_argument("--client-id", default="machi-events", help="persistent session id")
     r.add_argument("--gtfs", type=Path, help="GTFS static zip for bus arrivals [MACHI_GTFS]")
     r.add_argument("--radius-m", type=float, default=50.0, help="stop radius (default 50 m)")
@@ -33,17 +32,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from contract.settings import ConfigError, Settings, env_float
+    from contract.settings import ConfigError, env_float, settings_from_args
     from ingest.events.care import CareRules
     from ingest.events.gtfs import GtfsError, Schedule
     from ingest.events.worker import EventsOptions, EventsWorker
 
-    settings = Settings.from_env(
-        mqtt_url=args.mqtt_url,
-        influx_url=args.influx_url,
-        influx_db=args.influx_db,
-        topic_prefix=args.topic_prefix,
-    )
+    settings = settings_from_args(args)
 
     def num(flag: float | None, name: str, default: float) -> float:
         return flag if flag is not None else env_float(name, default)
