@@ -27,11 +27,21 @@ COMMANDS: list[tuple[str, str]] = [
 ]
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("machi")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="machi", description="machi: the city IoT data platform, one subcommand per component."
     )
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
+    parser.add_argument("--version", action="version", version=f"machi {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for _name, module in COMMANDS:
         try:
