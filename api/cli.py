@@ -100,11 +100,15 @@ def run_setup(args: argparse.Namespace) -> int:
 
 def run_rollup(args: argparse.Namespace) -> int:
     from api import rollups
-    from api.app import parse_time
+    from api.timeparse import TimeError, parse_time
+    from contract.settings import ConfigError
 
-    start, end = parse_time(args.start, "--start"), parse_time(args.end, "--end")
+    try:
+        start, end = parse_time(args.start, "--start"), parse_time(args.end, "--end")
+    except TimeError as exc:
+        raise ConfigError(str(exc)) from None
     if start >= end:
-        raise SystemExit("machi api rollup: --start must be before --end")
+        raise ConfigError("--start must be before --end")
     influx = _influx(args)
     try:
         written = rollups.run(influx, start, end)

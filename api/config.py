@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from contract.rules import CARE_K_DEFAULT, ON_TIME_EARLY_S, ON_TIME_LATE_S, check_care_k
 from contract.settings import ConfigError, env, env_bool, env_float, env_int
 
 #: Shikoku Electric Power (Yonden), FY2021 adjusted emission factor, menu C (residual),
@@ -19,10 +20,10 @@ class KpiConfig:
     """Tunables of the KPI definitions (documented in docs/kpis.md)."""
 
     emission_factor_t_per_kwh: float = DEFAULT_EMISSION_FACTOR_T_PER_KWH
-    care_k: int = 5
+    care_k: int = CARE_K_DEFAULT
     online_window_s: int = 300
-    on_time_early_s: int = 60
-    on_time_late_s: int = 300
+    on_time_early_s: int = ON_TIME_EARLY_S
+    on_time_late_s: int = ON_TIME_LATE_S
     max_headway_s: int = 7200
 
     def __post_init__(self) -> None:
@@ -31,8 +32,10 @@ class KpiConfig:
                 f"grid emission factor {self.emission_factor_t_per_kwh} t-CO2/kWh is implausible:"
                 " give it in t-CO2/kWh (e.g. 0.000532), not kg-CO2/kWh"
             )
-        if self.care_k < 1:
-            raise ConfigError(f"MACHI_CARE_K={self.care_k} must be at least 1")
+        try:
+            check_care_k(self.care_k)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
 
     @classmethod
     def from_env(cls) -> KpiConfig:
@@ -40,7 +43,7 @@ class KpiConfig:
             emission_factor_t_per_kwh=env_float(
                 "MACHI_GRID_EMISSION_FACTOR", DEFAULT_EMISSION_FACTOR_T_PER_KWH
             ),
-            care_k=env_int("MACHI_CARE_K", 5),
+            care_k=env_int("MACHI_CARE_K", CARE_K_DEFAULT),
             online_window_s=env_int("MACHI_ONLINE_WINDOW_S", 300),
         )
 

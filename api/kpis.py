@@ -21,8 +21,7 @@ from api.green import GreenPlan
 from contract.events import ALERT_TYPES, BUS_ARRIVAL, CARE_ALERT, INGEST_STATS
 from contract.ids import check_id
 from contract.influx import InfluxError, InfluxV1, quote_ident, quote_str
-
-THEMES = ("green", "care", "transit", "platform")
+from contract.rules import THEMES
 
 
 @dataclass(frozen=True)
@@ -188,16 +187,7 @@ class KpiEngine:
     def run(self, statements: list[str]) -> list[list[dict[str, Any]]]:
         """Run several statements in one request; return each statement's series."""
         self.last_query = ";\n".join(statements)  # kept for benchmarks and debugging
-        r = self.influx.http.get(
-            "/query", params={"q": self.last_query, "db": self.influx.db, "epoch": "ms"}
-        )
-        body = InfluxV1._result(r)
-        out: list[list[dict[str, Any]]] = [[] for _ in statements]
-        for res in body.get("results", []):
-            if "error" in res:
-                raise InfluxError(400, res["error"])
-            out[res.get("statement_id", 0)] = res.get("series", [])
-        return out
+        return self.influx.query_many(statements)
 
     @staticmethod
     def scalar(series: list[dict[str, Any]], column: int = 1) -> float | None:

@@ -87,6 +87,17 @@ class InfluxV1:
             series.extend(res.get("series", []))
         return series
 
+    def query_many(self, statements: list[str], epoch: str = "ms") -> list[list[dict[str, Any]]]:
+        """Run several read-only statements in one request; return each one's series."""
+        r = self.http.get(
+            "/query", params={"q": ";\n".join(statements), "db": self.db, "epoch": epoch}
+        )
+        body = self._result(r)
+        out: list[list[dict[str, Any]]] = [[] for _ in statements]
+        for res in body.get("results", []):
+            out[res.get("statement_id", 0)] = res.get("series", [])
+        return out
+
     def rows(self, q: str, epoch: str = "ms") -> list[dict[str, Any]]:
         """Query and return rows as dicts (with the series' tags merged in)."""
         out = []

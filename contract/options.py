@@ -19,6 +19,7 @@ one line that names the flag, the variable and what is allowed (exit code 2).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import types
@@ -36,12 +37,15 @@ from contract.settings import ConfigError, MqttUrl, Settings
 
 __all__ = [
     "ConnectionOptions",
+    "InfluxOptions",
+    "MqttOptions",
     "Options",
     "add_options",
     "load_options",
     "markdown_table",
     "option",
     "print_config",
+    "settings_of",
 ]
 
 OptionsT = TypeVar("OptionsT", bound="Options")
@@ -105,8 +109,8 @@ class Options(BaseSettings):
         return out
 
 
-class ConnectionOptions(Options):
-    """Broker, database and topic prefix: shared by every component that connects."""
+class MqttOptions(Options):
+    """Broker connection and topic prefix."""
 
     mqtt_url: str = option(
         "mqtt://127.0.0.1:1883",
@@ -117,6 +121,17 @@ class ConnectionOptions(Options):
     mqtt_cert: Path | None = option(None, env="MACHI_MQTT_CERT", help="TLS client certificate")
     mqtt_key: Path | None = option(None, env="MACHI_MQTT_KEY", help="TLS client key", secret=True)
     topic_prefix: str = option("city", env="MACHI_TOPIC_PREFIX", help="topic prefix")
+
+    def model_post_init(self, context: Any, /) -> None:
+        try:
+            MqttUrl.parse(self.mqtt_url)
+        except ConfigError as exc:
+            raise ConfigError(f"--mqtt-url / MACHI_MQTT_URL: {exc}") from None
+
+
+class InfluxOptions(Options):
+    """InfluxDB connection (v1 API; the v2 fields for the native writer)."""
+
     influx_url: str = option("http://127.0.0.1:8086", env="MACHI_INFLUX_URL", help="InfluxDB URL")
     influx_db: str = option("city", env="MACHI_INFLUX_DB", help="database (v1 API)")
     influx_user: str | None = option(None, env="MACHI_INFLUX_USER", help="InfluxDB user")
@@ -129,32 +144,25 @@ class ConnectionOptions(Options):
     influx_org: str | None = option(None, env="MACHI_INFLUX_ORG", help="InfluxDB 2.x org")
     influx_bucket: str | None = option(None, env="MACHI_INFLUX_BUCKET", help="InfluxDB 2.x bucket")
 
-    def model_post_init(self, context: Any, /) -> None:
-        try:
-            MqttUrl.parse(self.mqtt_url)
-        except ConfigError as exc:
-            raise ConfigError(f"--mqtt-url/MACHI_MQTT_URL: {exc}") from None
 
-    def settings(self) -> Settings:
-        """The runtime :class:`contract.settings.Settings` these options describe."""
+class ConnectionOptions(MqttOptions, InfluxOptions):
+    """Broker, database and topic prefix: for every component that uses both."""
 
-        def secret(v: SecretStr | None) -> str | None:
-            return v.get_secret_value() if v is not None else None
 
-        return Settings(
-            mqtt_url=self.mqtt_url,
-            topic_prefix=self.topic_prefix,
-            influx_url=self.influx_url,
-            influx_db=self.influx_db,
-            influx_user=self.influx_user,
-            influx_password=secret(self.influx_password),
-            influx_token=secret(self.influx_token),
-            influx_org=self.influx_org,
-            influx_bucket=self.influx_bucket,
-            mqtt_ca=str(self.mqtt_ca) if self.mqtt_ca else None,
-            mqtt_cert=str(self.mqtt_cert) if self.mqtt_cert else None,
-            mqtt_key=str(self.mqtt_key) if self.mqtt_key else None,
-        )
+def settings_of(opts: Options) -> Settings:
+    """The runtime :class:`contract.settings.Settings` an option table describes (fields
+    the table does not declare keep their defaults)."""
+
+    def get(name: str) -> Any:
+        v = getattr(opts, name, None)
+        if isinstance(v, SecretStr):
+            return v.get_secret_value()
+        if isinstance(v, Path):
+            return str(v)
+        return v
+
+    given = {f.name: get(f.name) for f in dataclasses.fields(Settings) if f.name != "extra"}
+    return Settings(**{k: v for k, v in given.items() if v is not None})
 
 
 def _extra(info: FieldInfo) -> dict[str, Any]:

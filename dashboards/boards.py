@@ -14,11 +14,12 @@ from grafana_foundation_sdk.builders import stat as sb
 from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.models import dashboard as dm
 
+from contract.rules import CARE_K_DEFAULT
 from dashboards import queries as q
 from dashboards.panels import base, stat, table, tag_variable, timeseries, title
 
 #: Minimum number of residents behind any care number on a shared board (as the API).
-DEFAULT_K = 5
+DEFAULT_K = CARE_K_DEFAULT
 
 
 @dataclass(frozen=True)

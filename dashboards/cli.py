@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from contract.rules import CARE_K_DEFAULT, CARE_K_MIN, check_care_k
 from contract.settings import ConfigError, env, env_int
 
 
@@ -52,7 +53,7 @@ def _k(p: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         help="care privacy threshold: minimum residents behind a shown value "
-        "(MACHI_CARE_K, default 5)",
+        f"(MACHI_CARE_K, default {CARE_K_DEFAULT}, at least {CARE_K_MIN})",
     )
 
 
@@ -60,9 +61,10 @@ def _resolve_k(args: argparse.Namespace) -> int:
     from dashboards.boards import DEFAULT_K
 
     k = args.k if args.k is not None else env_int("MACHI_CARE_K", DEFAULT_K)
-    if k < 2:
-        raise ConfigError(f"k={k} would show single residents' values; use k >= 2 (default 5)")
-    return int(k)
+    try:
+        return check_care_k(int(k), "--k / MACHI_CARE_K")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ and joins them as ``(a|b)``). InfluxQL has no HAVING and no JOIN; the recurring 
 from __future__ import annotations
 
 from contract.influx import quote_ident
+from contract.rules import ON_TIME_EARLY_S, ON_TIME_LATE_S
 
 SITE = '"site" =~ /^$site$/'
 ROUTE = '"route_id" =~ /^$route$/'
@@ -26,7 +27,7 @@ TF = "$timeFilter"
 IV = "time($__interval)"
 
 #: On-time window for bus arrivals, seconds (early, late), inclusive; see docs/kpis.md.
-ON_TIME_WINDOW = (-60, 300)
+ON_TIME_WINDOW = (-ON_TIME_EARLY_S, ON_TIME_LATE_S)
 
 
 def _per_interval(select: str, measurement: str, tag: str, where: str = "") -> str:

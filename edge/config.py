@@ -11,18 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from contract.ids import ID_RE, check_id
+from contract.rules import SOURCE_TYPES
 from contract.schema import MAX_READINGS
 from contract.settings import ConfigError, Settings, load_toml
 
-SOURCE_TYPES = (
-    "echonet_broute",
-    "modbus_sdm",
-    "nmea_gps",
-    "ble_gateway_serial",
-    "ble_gateway_mqtt",
-)
 # Gateways carry many devices; each reading names its own device_id.
-MULTI_DEVICE_TYPES = ("ble_gateway_serial", "ble_gateway_mqtt")
+MULTI_DEVICE_TYPES = tuple(name for name, t in SOURCE_TYPES.items() if t.multi_device)
 
 
 @dataclass(frozen=True)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from contract.rules import SOURCE_TYPES
 from contract.settings import ConfigError
 from firmware_bridge.base import Source
 from firmware_bridge.config import SourceConfig
 
 # type -> "module:Class"; imported lazily so a site without, say, Modbus meters never
-# imports pymodbus.
-SOURCE_TYPES: dict[str, str] = {
+# imports pymodbus. The types themselves are contract.rules.SOURCE_TYPES.
+DRIVERS: dict[str, str] = {
     "nmea_gps": "firmware_bridge.nmea_gps.source:NmeaSource",
     "ble_gateway_serial": "firmware_bridge.ble_gateway.serial_source:BleSerialSource",
     "ble_gateway_mqtt": "firmware_bridge.ble_gateway.mqtt_source:BleMqttSource",
@@ -28,10 +29,15 @@ def make_source(cfg: dict[str, Any]) -> Source:
         raise ConfigError(
             f"{sc.where}: unknown source type {kind!r}; use one of {', '.join(SOURCE_TYPES)}"
         )
-    sc.id_("device_id")
+    if not SOURCE_TYPES[kind].multi_device or "device_id" in cfg:
+        sc.id_("device_id")
     if "site" in cfg:
         sc.id_("site")
-    module_name, _, cls_name = SOURCE_TYPES[kind].partition(":")
+    module_name, _, cls_name = DRIVERS[kind].partition(":")
     cls = getattr(importlib.import_module(module_name), cls_name)
     source: Source = cls.from_config(sc)
     return source
+
+
+if set(DRIVERS) != set(SOURCE_TYPES):  # pragma: no cover - caught by the import in tests
+    raise ImportError("firmware_bridge DRIVERS and contract.rules.SOURCE_TYPES disagree")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import field_validator
 
-from contract.options import ConnectionOptions, option
+from contract.options import ConnectionOptions, option, settings_of
 from contract.schema import Limits
 from ingest.config import IngestConfig
 
@@ -93,7 +93,7 @@ class IngestOptions(ConnectionOptions):
 
     def config(self) -> IngestConfig:
         return IngestConfig(
-            settings=self.settings(),
+            settings=settings_of(self),
             client_id=self.client_id,
             shared_group=self.shared_group,
             protocol=self.mqtt_protocol,

@@ -11,6 +11,7 @@ from api.config import KpiConfig
 from api.kpis import KpiEngine, Window
 from contract.influx import InfluxV1
 from contract.lineprotocol import line
+from contract.settings import ConfigError
 
 pytestmark = pytest.mark.integration
 
@@ -186,12 +187,13 @@ def test_care_counts_and_k_threshold(city: KpiEngine, influx: InfluxV1) -> None:
     res = city.theme("care", Window(T0, T0 + timedelta(hours=2), "b"))
     assert all(k.suppressed and k.value is None for k in res.kpis)
     assert any("k=5" in n for n in res.notes)
-    # k is configurable.
-    lenient = KpiEngine(influx, KpiConfig(care_k=2))
-    v_b = {
-        k.id: k.value for k in lenient.theme("care", Window(T0, T0 + timedelta(hours=2), "b")).kpis
-    }
-    assert v_b["residents_monitored"] == 2 and v_b["alerts_hr_high"] == 1
+    # k is configurable upwards: the city's 7 residents are withheld at k=8 ...
+    strict = KpiEngine(influx, KpiConfig(care_k=8))
+    city_wide = strict.theme("care", Window(T0, T0 + timedelta(hours=2)))
+    assert all(k.suppressed and k.value is None for k in city_wide.kpis)
+    # ... and never below contract.rules.CARE_K_MIN, in the API as in the dashboards.
+    with pytest.raises(ConfigError, match="minimum k of 5"):
+        KpiConfig(care_k=2)
 
 
 def test_transit(city: KpiEngine) -> None:

@@ -1,0 +1,72 @@
+"""Shared rules: one definition each, used by every component.
+
+Kinds, themes and alert types; the care privacy threshold k; the on-time window; the
+source types an edge agent can run. A component that needs one of these imports it
+from here, so that the API, the dashboards, the edge agent and the drivers cannot drift.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from contract.events import ALERT_TYPES as CARE_ALERT_TYPES
+from contract.schema import KINDS
+
+__all__ = [
+    "ALERT_TYPES",
+    "CARE_K_DEFAULT",
+    "CARE_K_MIN",
+    "KINDS",
+    "ON_TIME_EARLY_S",
+    "ON_TIME_LATE_S",
+    "SOURCE_TYPES",
+    "THEMES",
+    "SourceType",
+    "check_care_k",
+]
+
+#: The KPI themes, in the order the API and the boards show them.
+THEMES: Final = ("green", "care", "transit", "platform")
+
+#: Care alert types the events worker derives (``care_alert`` ``type`` tag).
+ALERT_TYPES: Final = CARE_ALERT_TYPES
+
+#: k-anonymity threshold of care figures: a value over fewer than k residents is
+#: suppressed. Below CARE_K_MIN a figure can single out one household.
+CARE_K_DEFAULT: Final = 5
+CARE_K_MIN: Final = 5
+
+#: A stop arrival is on time from ON_TIME_EARLY_S early to ON_TIME_LATE_S late (seconds).
+ON_TIME_EARLY_S: Final = 60
+ON_TIME_LATE_S: Final = 300
+
+
+def check_care_k(k: int, name: str = "MACHI_CARE_K") -> int:
+    """``k`` if it protects residents, else ValueError naming the setting and the floor."""
+    if k < CARE_K_MIN:
+        raise ValueError(
+            f"{name}={k} is below the minimum k of {CARE_K_MIN}: a care figure over fewer "
+            "residents can single one out"
+        )
+    return k
+
+
+@dataclass(frozen=True)
+class SourceType:
+    """An edge source type: the reading kind it produces, and whether one source carries
+    many devices (each reading then names its own ``device_id``; the source's own
+    ``device_id`` is optional)."""
+
+    kind: str
+    multi_device: bool = False
+
+
+#: Every ``[[sources]]`` type an edge agent can run (drivers live in firmware_bridge/).
+SOURCE_TYPES: Final[dict[str, SourceType]] = {
+    "echonet_broute": SourceType("energy_meter"),
+    "modbus_sdm": SourceType("energy_meter"),
+    "nmea_gps": SourceType("bus"),
+    "ble_gateway_serial": SourceType("wearable", multi_device=True),
+    "ble_gateway_mqtt": SourceType("wearable", multi_device=True),
+}
