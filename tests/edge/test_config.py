@@ -41,8 +41,7 @@ def test_sample_covers_every_source_type(tmp_path: Path) -> None:
 
 
 def test_sample_sources_accepted_by_their_drivers(tmp_path: Path) -> None:
-    from firmware_bridge.registry import DRIVERS
-    from firmware_bridge.registry import make_source
+    from firmware_bridge.registry import DRIVERS, make_source
 
     checked = 0
     for spec in load_config(_sample(tmp_path)).sources:
