@@ -23,7 +23,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("api", "api.cli"),
     ("events", "ingest.events.cli"),
     ("dashboards", "dashboards.cli"),
-    ("devices", "machi.devices.cli"),
+    ("devices", "devices.cli"),
 ]
 
 

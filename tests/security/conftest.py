@@ -13,8 +13,8 @@ import pytest
 
 from contract.settings import Settings
 from contract.topics import Topics
-from machi.devices.mosquitto_files import broker_conf, export
-from machi.devices.registry import Registry, editing, load, save
+from devices.mosquitto_files import broker_conf, export
+from devices.registry import Registry, editing, load, save
 from machi.servers import Mosquitto
 
 

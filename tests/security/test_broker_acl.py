@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from machi.devices.registry import editing
+from devices.registry import editing
 
 from .conftest import SecureBroker
 from .probe import Probe, connect

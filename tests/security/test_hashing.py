@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from machi.devices.hashing import (
+from devices.hashing import (
     HashFormatError,
     hash_secret,
     new_secret,

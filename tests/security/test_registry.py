@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from contract.topics import Topics
+from devices.hashing import verify_secret
+from devices.mosquitto_files import acl_file, password_file
+from devices.registry import Registry, RegistryError, load, save
 from machi.cli import main
-from machi.devices.hashing import verify_secret
-from machi.devices.mosquitto_files import acl_file, password_file
-from machi.devices.registry import Registry, RegistryError, load, save
 
 T = Topics("city")
 

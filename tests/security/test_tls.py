@@ -20,8 +20,8 @@ import pytest
 
 from contract.settings import Settings
 from contract.topics import Topics
-from machi.devices.mosquitto_files import broker_conf, export, tls_listener_conf
-from machi.devices.registry import editing, load
+from devices.mosquitto_files import broker_conf, export, tls_listener_conf
+from devices.registry import editing, load
 from machi.servers import Mosquitto, free_port
 
 from .conftest import SecureBroker, build_registry

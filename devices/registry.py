@@ -29,7 +29,7 @@ from typing import Any
 
 from contract.ids import check_id
 from contract.schema import KINDS
-from machi.devices.hashing import hash_secret, new_secret, parse_hash
+from devices.hashing import hash_secret, new_secret, parse_hash
 
 ROLES = ("device", "agent", "ingest", "events", "api")
 SERVICE_ROLES = ("ingest", "events", "api")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from contract.topics import Topics
-from machi.devices.registry import Identity, Registry, write_private
+from devices.registry import Identity, Registry, write_private
 
 #: Topic grants of the service accounts: (access, topic relative to ``{prefix}/v1/``).
 #: ``read`` lets the account subscribe and receive; ``write`` lets it publish.

@@ -9,7 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
-DEFAULT_REGISTRY = ".machi/devices.json"
+DEFAULT_REGISTRY = ".devices.json"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -87,7 +87,7 @@ def _fail(msg: str) -> int:
 
 
 def _add(args: argparse.Namespace) -> int:
-    from machi.devices.registry import RegistryError, editing
+    from devices.registry import RegistryError, editing
 
     try:
         with editing(_path(args)) as reg:
@@ -115,7 +115,7 @@ def _add(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from machi.devices.registry import RegistryError, load
+    from devices.registry import RegistryError, load
 
     try:
         reg = load(_path(args))
@@ -138,7 +138,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _revoke(args: argparse.Namespace) -> int:
-    from machi.devices.registry import RegistryError, editing
+    from devices.registry import RegistryError, editing
 
     try:
         with editing(_path(args)) as reg:
@@ -154,7 +154,7 @@ def _revoke(args: argparse.Namespace) -> int:
 
 
 def _rotate(args: argparse.Namespace) -> int:
-    from machi.devices.registry import RegistryError, editing
+    from devices.registry import RegistryError, editing
 
     try:
         with editing(_path(args)) as reg:
@@ -167,7 +167,7 @@ def _rotate(args: argparse.Namespace) -> int:
 
 
 def _grant(args: argparse.Namespace) -> int:
-    from machi.devices.registry import RegistryError, editing
+    from devices.registry import RegistryError, editing
 
     try:
         with editing(_path(args)) as reg:
@@ -181,8 +181,8 @@ def _grant(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from contract.settings import Settings
     from contract.topics import Topics
-    from machi.devices.mosquitto_files import export
-    from machi.devices.registry import RegistryError, load
+    from devices.mosquitto_files import export
+    from devices.registry import RegistryError, load
 
     prefix = Settings.from_env(topic_prefix=args.topic_prefix).topic_prefix
     try:
