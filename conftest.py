@@ -15,7 +15,7 @@ import pytest
 
 from contract.influx import InfluxV1
 from contract.settings import Settings
-from machi.servers import Influxd, Mosquitto
+from machi.servers import Influxd, Mosquitto, Postgres
 
 
 @pytest.fixture(scope="session")
@@ -67,3 +67,10 @@ def influx(settings: Settings) -> Iterator[InfluxV1]:
     client.create_database()
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
+    """One PostgreSQL cluster for the session (Debian's postgresql), database ``machi``."""
+    with Postgres(tmp_path_factory.mktemp("postgres")) as p:
+        yield p
