@@ -224,8 +224,11 @@ class AlertStore:
         }
         if state == "resolved":
             row.update(closed_ms=now_ms, resolved_by="condition cleared", resolved_ms=now_ms)
-        res = c.execute(self._insert(alerts).values(row).on_conflict_do_nothing())
-        return bool(res.rowcount)
+        # RETURNING tells "inserted" from "was there" on both dialects (rowcount does not).
+        res = c.execute(
+            self._insert(alerts).values(row).on_conflict_do_nothing().returning(alerts.c.alert_id)
+        )
+        return res.first() is not None
 
     def _close(self, c: Connection, aid: str, is_device: bool, now_ms: int) -> str | None:
         values: dict[str, Any] = {"closed_ms": func.coalesce(alerts.c.closed_ms, now_ms)}
@@ -379,8 +382,9 @@ class AlertStore:
                     self._insert(lease)
                     .values(name=LEADER, holder=holder, expires_ms=now_ms + ttl_ms, epoch=1)
                     .on_conflict_do_nothing()
+                    .returning(lease.c.epoch)
                 )
-                if not res.rowcount:
+                if res.first() is None:
                     return None
             epoch = c.execute(select(lease.c.epoch).where(lease.c.name == LEADER)).scalar_one()
         return int(epoch)

@@ -30,12 +30,15 @@ def create_app(
     settings: Settings | None = None,
     cfg: ApiConfig | None = None,
     kpi_cfg: KpiConfig | None = None,
+    alerts_db: str | None = None,
 ) -> FastAPI:
-    """Build the app; settings default to the ``MACHI_*`` environment."""
+    """Build the app; settings (and the alert store, ``MACHI_ALERTS_DB``) default to the
+    ``MACHI_*`` environment."""
     api = Api(
         settings or Settings.from_env(),
         cfg or ApiConfig.from_env(),
         kpi_cfg or KpiConfig.from_env(),
+        alerts_db,
     )
 
     @asynccontextmanager
@@ -47,6 +50,7 @@ def create_app(
         finally:
             if api.refresher is not None:
                 api.refresher.stop()
+            api.alert_store.close()
 
     app = FastAPI(
         lifespan=lifespan,
