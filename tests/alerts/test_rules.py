@@ -10,6 +10,7 @@ import pytest
 
 from alerts.rules import RulesError, load_rules, parse_rules
 
+R = '[[route]]\ntypes = ["fall"]\ntiers = '
 SAMPLE = Path(__file__).resolve().parents[2] / "alerts" / "samples" / "rules.toml"
 
 
@@ -37,19 +38,19 @@ def test_docs_show_the_sample_shape() -> None:
         ('[[route]]\ntypes = ["fall"]\nsites = ["*"]\n', "route 1 has no tiers"),
         ('[[route]]\ntypes = ["fall"]\ntiers = []\n', "route 1 has no tiers"),
         (
-            '[[route]]\ntypes = ["fall"]\ntiers = [{ notify = ["gopher://x/y"], ack_within_s = 5 }]\n',
+            R + '[{ notify = ["gopher://x/y"], ack_within_s = 5 }]\n',
             "unknown channel scheme 'gopher'",
         ),
         (
-            '[[route]]\ntypes = ["falls"]\ntiers = [{ notify = ["json://x/y"], ack_within_s = 5 }]\n',
+            R.replace("fall", "falls") + '[{ notify = ["json://x/y"], ack_within_s = 5 }]\n',
             "unknown alert type 'falls'",
         ),
         (
-            '[[route]]\ntypes = ["fall"]\ntiers = [{ notify = ["json://x/y"], ack_within_s = 0 }]\n',
+            R + '[{ notify = ["json://x/y"], ack_within_s = 0 }]\n',
             "ack_within_s must be",
         ),
         (
-            '[[route]]\ntypes = ["fall"]\ntiers = [{ notify = ["json://x/y"], ack = 5 }]\n',
+            R + '[{ notify = ["json://x/y"], ack = 5 }]\n',
             "unknown key 'ack'",
         ),
         ("[priorities]\nfall = 'urgent'\n", "no [[route]]"),
@@ -65,7 +66,7 @@ def test_bad_rules_are_refused_with_the_reason(text: str, says: str) -> None:
     "text",
     [
         "[[route]\n",
-        '[[route]]\ntypes = ["fall"]\ntiers = [{ notify = ["nope://x"], ack_within_s = 5 }]\n',
+        R + '[{ notify = ["nope://x"], ack_within_s = 5 }]\n',
     ],
 )
 def test_machi_alerts_run_stops_at_start_with_one_line(tmp_path: Path, text: str) -> None:
@@ -83,7 +84,8 @@ def test_machi_alerts_run_stops_at_start_with_one_line(tmp_path: Path, text: str
 def test_signed_webhook_without_a_secret_stops_at_start(tmp_path: Path) -> None:
     rules = tmp_path / "rules.toml"
     rules.write_text(
-        '[[route]]\ntypes = ["*"]\ntiers = [{ notify = ["hmac+https://x.example/h"], ack_within_s = 5 }]\n'
+        '[[route]]\ntypes = ["*"]\n'
+        'tiers = [{ notify = ["hmac+https://x.example/h"], ack_within_s = 5 }]\n'
     )
     r = subprocess.run(
         [sys.executable, "-m", "machi.cli", "alerts", "run", "--rules", str(rules)],
