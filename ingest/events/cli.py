@@ -8,6 +8,7 @@ import signal
 import threading
 from pathlib import Path
 
+from contract.options import add_options, load_options, print_config
 from contract.settings import add_connection_args
 
 
@@ -28,16 +29,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--hr-high", type=float, help="bpm [MACHI_CARE_HR_HIGH, default 120]")
     r.add_argument("--hr-sustain-s", type=float, help="seconds [MACHI_CARE_HR_SUSTAIN_S, 60]")
     r.add_argument("--spo2-low", type=float, help="percent [MACHI_CARE_SPO2_LOW, default 90]")
+    from ingest.events.device_options import DeviceAlertOptions
+
+    add_options(r, DeviceAlertOptions)
     r.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from contract.settings import ConfigError, env_float, settings_from_args
     from ingest.events.care import CareRules
+    from ingest.events.device_options import DeviceAlertOptions
     from ingest.events.gtfs import GtfsError, Schedule
     from ingest.events.worker import EventsOptions, EventsWorker
 
     settings = settings_from_args(args)
+    device_opts = load_options(DeviceAlertOptions, args)
+    if args.print_config:
+        return print_config(device_opts)
+    devices = device_opts.rules()
 
     def num(flag: float | None, name: str, default: float) -> float:
         return flag if flag is not None else env_float(name, default)
@@ -59,7 +68,11 @@ def run(args: argparse.Namespace) -> int:
         except GtfsError as exc:
             raise ConfigError(str(exc)) from None
     worker = EventsWorker(
-        settings, rules, schedule, EventsOptions(client_id=args.client_id, radius_m=args.radius_m)
+        settings,
+        rules,
+        schedule,
+        EventsOptions(client_id=args.client_id, radius_m=args.radius_m),
+        devices,
     )
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
