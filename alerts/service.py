@@ -21,6 +21,7 @@ import os
 import queue
 import threading
 import time
+from collections import Counter as Tally
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ from alerts.channels import ChannelError, Channels, display, recipient_key, sche
 from alerts.options import AlertsOptions
 from alerts.rules import Rules, Tier
 from alerts.store import AlertStore, Recipient
-from contract.events import ALERT_STATE, decode_alert
+from contract.events import ALERT_STATE, ALERTS_STATS, decode_alert
 from contract.ids import ID_RE
 from contract.influx import InfluxError, InfluxV1
 from contract.lineprotocol import line
@@ -47,6 +48,8 @@ from contract.topics import Topics
 log = logging.getLogger("machi.alerts")
 
 __all__ = ["AlertsService", "Metrics"]
+
+STATS_INTERVAL_S = 10.0
 
 
 def _now_ms() -> int:
@@ -111,6 +114,7 @@ class AlertsService:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._inflight: set[int] = set()
+        self._tally: Tally[tuple[str, str]] = Tally()  # (scheme, sent|failures)
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(opts.senders, thread_name_prefix="alerts-send")
         self._threads: list[threading.Thread] = []
@@ -271,8 +275,12 @@ class AlertsService:
     def _lead(self) -> None:
         next_renew = 0.0
         next_report = 0.0
+        next_stats = time.monotonic() + STATS_INTERVAL_S
         while not self._stop.is_set():
             now = time.monotonic()
+            if now >= next_stats:
+                next_stats = now + STATS_INTERVAL_S
+                self._write_stats()
             if now >= next_renew:
                 self._renew(now)
                 next_renew = now + self.opts.lease_s / 4
@@ -397,6 +405,7 @@ class AlertsService:
                 backoff = min(self.opts.retry_max_s, self.opts.retry_base_s * 2 ** (attempts - 1))
                 self.store.failed(nid, str(exc), _now_ms() + int(backoff * 1000))
                 self.metrics.failures.labels(scheme).inc()
+                self._count(scheme, "failures")
                 log.warning(
                     "notification failed, will retry",
                     extra={
@@ -414,6 +423,7 @@ class AlertsService:
             now = _now_ms()
             self.store.sent(nid, now)
             self.metrics.sent.labels(scheme).inc()
+            self._count(scheme, "sent")
             log.info(
                 "notification sent",
                 extra={
@@ -436,6 +446,29 @@ class AlertsService:
         finally:
             with self._lock:
                 self._inflight.discard(nid)
+
+    def _count(self, scheme: str, what: str) -> None:
+        with self._lock:
+            self._tally[(scheme, what)] += 1
+
+    def _write_stats(self) -> None:
+        """``alerts_stats``: cumulative sent / failures per scheme (the fleet board)."""
+        with self._lock:
+            schemes = sorted({s for s, _ in self._tally})
+            counts = dict(self._tally)
+        now = _now_ms()
+        lines = [
+            line(
+                ALERTS_STATS,
+                {"instance": self.holder, "scheme": s},
+                {"sent": counts.get((s, "sent"), 0), "failures": counts.get((s, "failures"), 0)},
+                now,
+            )
+            for s in schemes
+        ]
+        if lines:
+            with contextlib.suppress(httpx.HTTPError):
+                self.influx.write_lines("\n".join(lines).encode())
 
     def _report(self) -> None:
         rows = self.store.dirty()

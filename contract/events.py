@@ -25,6 +25,10 @@ These are part of the InfluxDB schema the KPI API and the dashboards query.
     time: the episode's ``episode_ms``. The point is rewritten in place at each change
     (same series and time), so the newest field values are the alert's current state.
 
+``alerts_stats`` (each ``machi alerts run`` instance, every 10 s once it has sent)
+    tags: ``instance``, ``scheme`` (channel URL scheme: mailto, json, hmac+https, ...)
+    fields: ``sent`` / ``failures`` (int, cumulative since the instance started)
+
 ``bus_arrival`` (derived by the events worker from GTFS static + bus fixes)
     tags: ``device_id``, ``route_id``, ``site``, ``stop_id``
     fields: ``delay_s`` (float, + = late), ``trip_id`` (string), ``scheduled_ms`` (int),
@@ -58,6 +62,7 @@ from contract.schema import EpochMs, Id
 CARE_ALERT = "care_alert"
 DEVICE_ALERT = "device_alert"
 ALERT_STATE = "alert_state"
+ALERTS_STATS = "alerts_stats"
 BUS_ARRIVAL = "bus_arrival"
 INGEST_STATS = "ingest_stats"
 INGEST_REJECTS = "ingest_rejects"
