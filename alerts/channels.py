@@ -148,7 +148,12 @@ class Channels:
         if not a.add(url):
             raise ChannelError("Apprise cannot use this URL")
         with apprise.LogCapture(level=logging.WARNING) as captured:
-            ok = a.notify(body=n.body, title=n.title, notify_type=_NOTIFY_TYPE[n.priority])
+            ok = a.notify(
+                body=n.body,
+                title=n.title,
+                notify_type=_NOTIFY_TYPE[n.priority],
+                body_format=apprise.NotifyFormat.TEXT,
+            )
         if not ok:
             text = captured.getvalue().strip().splitlines()
             raise ChannelError(text[-1][:300] if text else "Apprise reported a failure")
