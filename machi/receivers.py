@@ -9,6 +9,7 @@ import email.policy
 import hashlib
 import hmac
 import json
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,6 +21,9 @@ from aiosmtpd.controller import Controller
 from machi.servers import free_port
 
 __all__ = ["Mail", "Post", "SmtpReceiver", "WebhookReceiver"]
+
+# aiosmtpd logs every SMTP command at INFO.
+logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 
 @dataclass(frozen=True)

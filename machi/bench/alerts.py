@@ -25,6 +25,7 @@ from pathlib import Path
 
 from alerts import message
 from alerts.channels import Channels
+from alerts.store import AlertStore
 from contract.schema import make_message
 from contract.settings import Settings
 from machi.receivers import SmtpReceiver, WebhookReceiver
@@ -153,6 +154,12 @@ def run(args: argparse.Namespace) -> int:
                     web_lat.append(posts[d] - t)
                 if d in mails and d in posts:
                     both.append(max(mails[d], posts[d]) - t)
+            stored_lat = []
+            store = AlertStore.open(f"sqlite:///{work}/alerts.db")
+            for row in store.unresolved(limit=10 * args.falls):
+                if row["device_id"] in published:
+                    stored_lat.append(row["opened_ms"] / 1000 - published[row["device_id"]])
+            store.close()
             ceil_mail, ceil_web = _ceiling(smtp, hook, min(args.falls, 100))
             stop.set()
         finally:
@@ -163,11 +170,12 @@ def run(args: argparse.Namespace) -> int:
     def row(name: str, xs: list[float]) -> str:
         top = max(xs, default=float("nan"))
         return (
-            f"{name:<28} n={len(xs):<4} p50={_pct(xs, 50):7.3f}s  "
+            f"{name:<30} n={len(xs):<4} p50={_pct(xs, 50):7.3f}s  "
             f"p99={_pct(xs, 99):7.3f}s  max={top:7.3f}s"
         )
 
     print(f"background telemetry messages sent: {sent[0]:,}")
+    print(row("fall -> stored (events+alerts)", stored_lat))
     print(row("fall -> SMTP accepted", mail_lat))
     print(row("fall -> webhook POST", web_lat))
     print(row("fall -> both delivered", both))
