@@ -156,9 +156,9 @@ def run(args: argparse.Namespace) -> int:
                     both.append(max(mails[d], posts[d]) - t)
             stored_lat = []
             store = AlertStore.open(f"sqlite:///{work}/alerts.db")
-            for row in store.unresolved(limit=10 * args.falls):
-                if row["device_id"] in published:
-                    stored_lat.append(row["opened_ms"] / 1000 - published[row["device_id"]])
+            for a in store.unresolved(limit=10 * args.falls):
+                if a["device_id"] in published:
+                    stored_lat.append(a["opened_ms"] / 1000 - published[a["device_id"]])
             store.close()
             ceil_mail, ceil_web = _ceiling(smtp, hook, min(args.falls, 100))
             stop.set()
