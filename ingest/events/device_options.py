@@ -20,7 +20,11 @@ class DeviceAlertOptions(Options):
         help="a wearable that reported before and then sends nothing this long is silent",
     )
     battery_low_pct: float = option(
-        15.0, env="MACHI_EVENTS_BATTERY_LOW_PCT", ge=0, le=95, help="battery alert threshold, percent"
+        15.0,
+        env="MACHI_EVENTS_BATTERY_LOW_PCT",
+        ge=0,
+        le=95,
+        help="battery alert threshold, percent",
     )
 
     def rules(self) -> DeviceRules | None:
