@@ -101,3 +101,18 @@ def test_device_alert_resolves_when_the_condition_clears(store: AlertStore) -> N
     record(store, FALL)
     assert record(store, {**FALL, "state": "closed"}, now=5000) == "closed"
     assert store.get(alert_id_of("w-1", "fall", FALL["episode_ms"]))["state"] == "open"  # type: ignore[index]
+
+
+def test_a_send_cut_short_by_a_crash_is_resent_once_by_the_next_leader(store: AlertStore) -> None:
+    record(store, FALL)
+    assert store.acquire("a", 10_000, now_ms=1_000) == 1
+    n = store.pending(now_ms=1_000)[0]
+    assert store.claim(n["id"], 0, "a", 1_000)  # "a" hands it to the channel, then dies
+    assert store.in_flight() == 1
+    assert store.acquire("b", 10_000, now_ms=11_001) == 2
+    (again,) = [p for p in store.pending(now_ms=11_001) if p["id"] == n["id"]]
+    assert (again["status"], again["attempts"]) == ("intent", 1)  # the one possible repeat
+    assert store.claim(again["id"], 1, "b", 11_001)
+    store.sent(again["id"], 11_050)
+    assert store.in_flight() == 0
+    assert [p for p in store.pending(now_ms=10**12) if p["id"] == n["id"]] == []
