@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 import statistics
 import tempfile
@@ -48,22 +49,27 @@ def _pct(xs: list[float], q: float) -> float:
 
 
 def _background(settings: Settings, n: int, rate: float, stop: threading.Event) -> list[int]:
-    """Each wearable sends one reading per 1/rate s; returns [messages sent]."""
+    """Each wearable sends one reading per 1/rate s, the fleet spread evenly over the
+    period (wearables are not synchronised); returns [messages sent]."""
     sent = [0]
+    slices = 20
 
     def loop() -> None:
         pub = Publisher(settings, "bench-background", max_inflight=2000)
         seq = 0
         period = 1.0 / rate
+        per_slice = -(-n // slices)
+        next_t = time.monotonic()
         while not stop.is_set():
-            t0 = time.monotonic()
             seq += 1
-            now = int(time.time() * 1000)
-            for i in range(n):
-                reading = {"t": now, "heart_rate_bpm": 60.0 + i % 30, "battery_pct": 80.0}
-                pub.publish(make_message("wearable", f"bg-{i:04d}", "hama", seq, [reading]))
-                sent[0] += 1
-            stop.wait(max(0.0, period - (time.monotonic() - t0)))
+            for k in range(slices):
+                now = int(time.time() * 1000)
+                for i in range(k * per_slice, min(n, (k + 1) * per_slice)):
+                    reading = {"t": now, "heart_rate_bpm": 60.0 + i % 30, "battery_pct": 80.0}
+                    pub.publish(make_message("wearable", f"bg-{i:04d}", "hama", seq, [reading]))
+                    sent[0] += 1
+                next_t += period / slices
+                stop.wait(max(0.0, next_t - time.monotonic()))
         pub.close()
 
     threading.Thread(target=loop, daemon=True, name="background").start()
@@ -160,6 +166,7 @@ def run(args: argparse.Namespace) -> int:
                 if a["device_id"] in published:
                     stored_lat.append(a["opened_ms"] / 1000 - published[a["device_id"]])
             store.close()
+            load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
             ceil_mail, ceil_web = _ceiling(smtp, hook, min(args.falls, 100))
             stop.set()
         finally:
@@ -174,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
             f"p99={_pct(xs, 99):7.3f}s  max={top:7.3f}s"
         )
 
-    print(f"background telemetry messages sent: {sent[0]:,}")
+    print(f"background telemetry messages sent: {sent[0]:,}; load average {load}")
     print(row("fall -> stored (events+alerts)", stored_lat))
     print(row("fall -> SMTP accepted", mail_lat))
     print(row("fall -> webhook POST", web_lat))
