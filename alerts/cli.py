@@ -9,6 +9,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from contract.options import add_options, load_options, print_config
+from contract.settings import ConfigError
 
 if TYPE_CHECKING:
     from alerts.options import AlertsOptions
@@ -41,6 +42,10 @@ def _rules(args: argparse.Namespace) -> tuple[AlertsOptions, Rules]:
     from alerts.rules import load_rules
 
     opts = load_options(AlertsOptions, args)
+    if opts.rules is None:
+        raise ConfigError(
+            "no rules file: give --rules FILE or MACHI_ALERT_RULES (see alerts/samples/rules.toml)"
+        )
     return opts, load_rules(opts.rules)
 
 
@@ -58,7 +63,6 @@ def run(args: argparse.Namespace) -> int:
     from alerts.channels import HMAC_SCHEMES, scheme_of
     from alerts.rules import describe
     from alerts.service import AlertsService
-    from contract.settings import ConfigError
 
     opts, rules = _rules(args)
     if args.print_config:

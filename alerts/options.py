@@ -28,10 +28,10 @@ class AlertsStoreOptions(Options):
 class AlertsOptions(ConnectionOptions, AlertsStoreOptions):
     """Options of one ``machi alerts run`` instance."""
 
-    rules: Path = option(
-        Path("alerts/samples/rules.toml"),
+    rules: Path | None = option(
+        None,
         env="MACHI_ALERT_RULES",
-        help="routing rules file (TOML, docs/alerts.md)",
+        help="routing rules file (TOML, docs/alerts.md; required)",
     )
     client_id: str = option(
         "machi-alerts",

@@ -92,3 +92,11 @@ def test_signed_webhook_without_a_secret_stops_at_start(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin"},
     )  # fmt: skip
     assert r.returncode == 2 and "MACHI_ALERTS_HMAC_SECRET" in r.stderr
+
+
+def test_machi_alerts_run_without_rules_names_the_option() -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "machi.cli", "alerts", "run"],
+        capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin"},
+    )  # fmt: skip
+    assert r.returncode == 2 and "MACHI_ALERT_RULES" in r.stderr
