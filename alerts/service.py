@@ -114,6 +114,7 @@ class AlertsService:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._inflight: set[int] = set()
+        self._inherited: set[int] = set()
         self._tally: Tally[tuple[str, str]] = Tally()  # (scheme, sent|failures)
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(opts.senders, thread_name_prefix="alerts-send")
@@ -134,7 +135,12 @@ class AlertsService:
                 self.opts.metrics_port, addr=self.opts.metrics_host, registry=self.metrics.registry
             )
             log.info("metrics", extra={"fields": {"port": server.server_port}})
-        for name, target in (("alerts-consume", self._consume), ("alerts-lead", self._lead)):
+        for name, target in (
+            ("alerts-consume", self._consume),
+            ("alerts-lease", self._lease),
+            ("alerts-lead", self._lead),
+            ("alerts-report", self._reporter),
+        ):
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
             self._threads.append(t)
@@ -272,46 +278,60 @@ class AlertsService:
 
     # -- leader ---------------------------------------------------------------------
 
-    def _lead(self) -> None:
-        next_renew = 0.0
-        next_report = 0.0
-        next_stats = time.monotonic() + STATS_INTERVAL_S
+    def _leading(self) -> bool:
+        return self.epoch is not None and time.monotonic() < self._lease_until
+
+    def _lease(self) -> None:
+        """Renews (or takes) the lease on its own thread, so slow work never costs it."""
         while not self._stop.is_set():
-            now = time.monotonic()
-            if now >= next_stats:
-                next_stats = now + STATS_INTERVAL_S
-                self._write_stats()
-            if now >= next_renew:
-                self._renew(now)
-                next_renew = now + self.opts.lease_s / 4
-            if self.epoch is not None and now < self._lease_until:
+            self._renew(time.monotonic())
+            self._stop.wait(self.opts.lease_s / 4)
+
+    def _lead(self) -> None:
+        while not self._stop.is_set():
+            if self._leading():
                 try:
                     self._escalate()
                     self._dispatch()
-                    if now >= next_report:
-                        next_report = now + 1.0
-                        self._report()
                 except SQLAlchemyError as exc:
                     log.warning("alert store error", extra={"fields": {"error": str(exc)[:300]}})
             self._wake.wait(self.opts.tick_s)
             self._wake.clear()
 
+    def _reporter(self) -> None:
+        """InfluxDB points on their own thread: a slow InfluxDB never delays a notification."""
+        next_stats = time.monotonic() + STATS_INTERVAL_S
+        while not self._stop.wait(1.0):
+            if time.monotonic() >= next_stats:
+                next_stats = time.monotonic() + STATS_INTERVAL_S
+                self._write_stats()
+            if self._leading():
+                try:
+                    self._report()
+                except SQLAlchemyError as exc:
+                    log.warning("alert store error", extra={"fields": {"error": str(exc)[:300]}})
+
     def _renew(self, now: float) -> None:
         try:
             epoch = self.store.acquire(self.holder, int(self.opts.lease_s * 1000), _now_ms())
+            inherited = (
+                self.store.in_flight() if epoch is not None and epoch != self.epoch else None
+            )
         except SQLAlchemyError as exc:
             log.warning("lease renewal failed", extra={"fields": {"error": str(exc)[:300]}})
             return  # keep acting until the lease we hold runs out
         if epoch is not None:
-            self._lease_until = now + self.opts.lease_s * 0.8
-            if epoch != self.epoch:
-                ambiguous = self.store.in_flight()
+            if inherited is not None:
+                # Handed to a channel by a previous leader, outcome never recorded: the
+                # only notifications that may now be repeated.
+                with self._lock:
+                    self._inherited = set(inherited)
                 log.info(
                     "leader",
-                    extra={
-                        "fields": {"instance": self.holder, "epoch": epoch, "resending": ambiguous}
-                    },
-                )
+                    extra={"fields": {"instance": self.holder, "epoch": epoch,
+                                      "resending": len(inherited)}},
+                )  # fmt: skip
+            self._lease_until = now + self.opts.lease_s * 0.8
         elif self.epoch is not None:
             log.warning("leadership lost", extra={"fields": {"instance": self.holder}})
         elif not getattr(self, "_standby_logged", False):
@@ -369,7 +389,10 @@ class AlertsService:
             if url is None:
                 self.store.drop(nid, "recipient no longer in the rules")
                 continue
-            if r["status"] == "intent" and r["attempts"] > 0:
+            with self._lock:
+                repeat = nid in self._inherited
+                self._inherited.discard(nid)
+            if repeat:
                 self.metrics.repeats.inc()
                 log.warning(
                     "resending a notification a previous leader may have sent",

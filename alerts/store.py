@@ -469,18 +469,19 @@ class AlertStore:
         with self.engine.connect() as c:
             return [dict(r) for r in c.execute(q).mappings()]
 
-    def in_flight(self) -> int:
-        """Intents a previous leader handed to a channel without recording the outcome:
-        the only notifications that can be repeated (see docs/alerts.md)."""
-        q = select(func.count()).where(
+    def in_flight(self) -> list[int]:
+        """Intents handed to a channel whose outcome is not recorded; read by a new
+        leader, the only notifications that can be repeated (see docs/alerts.md)."""
+        q = select(notifications.c.id).where(
             notifications.c.status == "intent", notifications.c.attempts > 0
         )
         with self.engine.connect() as c:
-            return int(c.execute(q).scalar_one())
+            return [int(x) for x in c.execute(q).scalars()]
 
     def claim(self, nid: int, attempts: int, holder: str, now_ms: int) -> bool:
-        """Count an attempt before sending; False when another leader got there first or
-        this process no longer leads."""
+        """Count an attempt before sending; False when another leader got there first,
+        the row moved on since it was read (sent, or waiting for its retry time), or this
+        process no longer leads."""
         with self.engine.begin() as c:
             res = c.execute(
                 update(notifications)
@@ -488,6 +489,7 @@ class AlertStore:
                     notifications.c.id == nid,
                     notifications.c.attempts == attempts,
                     notifications.c.status.in_(("intent", "failed")),
+                    notifications.c.next_try_ms <= now_ms,
                     self._leads(holder, now_ms),
                 )
                 .values(status="intent", attempts=attempts + 1)

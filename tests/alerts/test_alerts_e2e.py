@@ -294,8 +294,8 @@ def test_silent_wearable_raises_a_device_alert_that_closes_when_data_resumes(
         wait_for(lambda: store.get(aid)["state"] == "resolved")  # type: ignore[index]
         row = store.get(aid)
         assert row is not None and row["resolved_by"] == "condition cleared"
-        bat = store.get(alert_id_of("w-s", "battery_low", now))
-        assert bat is not None and bat["state"] == "resolved"
+        bat = alert_id_of("w-s", "battery_low", now)
+        wait_for(lambda: store.get(bat)["state"] == "resolved")  # type: ignore[index]
         pts = influx.rows("SELECT state FROM device_alert WHERE \"type\" = 'silent'")
         assert [p["state"] for p in pts] == ["open", "closed"]
         store.close()

@@ -71,9 +71,9 @@ def test_only_the_leader_escalates_and_claims(store: AlertStore) -> None:
     assert not store.claim(n["id"], 0, "b", 4_000)
     assert store.claim(n["id"], 0, "a", 4_000)
     assert not store.claim(n["id"], 0, "a", 4_000)  # the attempt count moved on
-    assert store.in_flight() == 1  # handed to a channel, outcome unknown
+    assert store.in_flight() == [n["id"]]  # handed to a channel, outcome unknown
     store.sent(n["id"], 4_100)
-    assert store.in_flight() == 0
+    assert store.in_flight() == []
 
 
 def test_ack_stops_escalation_and_drops_unsent(store: AlertStore) -> None:
@@ -108,11 +108,11 @@ def test_a_send_cut_short_by_a_crash_is_resent_once_by_the_next_leader(store: Al
     assert store.acquire("a", 10_000, now_ms=1_000) == 1
     n = store.pending(now_ms=1_000)[0]
     assert store.claim(n["id"], 0, "a", 1_000)  # "a" hands it to the channel, then dies
-    assert store.in_flight() == 1
+    assert store.in_flight() == [n["id"]]
     assert store.acquire("b", 10_000, now_ms=11_001) == 2
     (again,) = [p for p in store.pending(now_ms=11_001) if p["id"] == n["id"]]
     assert (again["status"], again["attempts"]) == ("intent", 1)  # the one possible repeat
     assert store.claim(again["id"], 1, "b", 11_001)
     store.sent(again["id"], 11_050)
-    assert store.in_flight() == 0
+    assert store.in_flight() == []
     assert [p for p in store.pending(now_ms=10**12) if p["id"] == n["id"]] == []
