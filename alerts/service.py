@@ -237,9 +237,21 @@ class AlertsService:
             if outcome in ("opened", "unrouted", "resolved"):
                 level = logging.WARNING if outcome == "unrouted" else logging.INFO
                 log.log(level, f"alert {outcome}", extra={"fields": _brief(event)})
-            self._wake.set()
+            if outcome == "opened" and self._leading():
+                self._dispatch_soon()
+            else:
+                self._wake.set()
             return True
         return False
+
+    def _dispatch_soon(self) -> None:
+        """Send a new alert's first tier from the consumer thread (one thread hop less
+        than waking the leader loop; the leader loop would also pick it up)."""
+        try:
+            self._dispatch()
+        except SQLAlchemyError as exc:
+            log.warning("alert store error", extra={"fields": {"error": str(exc)[:300]}})
+            self._wake.set()
 
     def _reject(self, topic: str, payload: bytes, exc: Exception) -> None:
         reason = (
@@ -382,31 +394,37 @@ class AlertsService:
             with self._lock:
                 if nid in self._inflight:
                     continue
-            if r["alert_state"] != "open":
-                self.store.drop(nid, f"alert {r['alert_state']} before delivery")
-                continue
-            url = self.urls.get(r["recipient"])
-            if url is None:
-                self.store.drop(nid, "recipient no longer in the rules")
-                continue
-            with self._lock:
-                repeat = nid in self._inherited
-                self._inherited.discard(nid)
-            if repeat:
-                self.metrics.repeats.inc()
-                log.warning(
-                    "resending a notification a previous leader may have sent",
-                    extra={
-                        "fields": {
-                            "alert_id": r["alert_id"],
-                            "tier": r["tier"],
-                            "channel": r["channel"],
-                        }
-                    },
-                )
-            with self._lock:
-                self._inflight.add(nid)
-            self._pool.submit(self._send, r, url)
+                self._inflight.add(nid)  # taken by this dispatcher; released if not sent
+            if not self._dispatch_one(r, nid):
+                with self._lock:
+                    self._inflight.discard(nid)
+
+    def _dispatch_one(self, r: dict[str, Any], nid: int) -> bool:
+        """Hand one pending notification to a sender; False when it is not to be sent."""
+        if r["alert_state"] != "open":
+            self.store.drop(nid, f"alert {r['alert_state']} before delivery")
+            return False
+        url = self.urls.get(r["recipient"])
+        if url is None:
+            self.store.drop(nid, "recipient no longer in the rules")
+            return False
+        with self._lock:
+            repeat = nid in self._inherited
+            self._inherited.discard(nid)
+        if repeat:
+            self.metrics.repeats.inc()
+            log.warning(
+                "resending a notification a previous leader may have sent",
+                extra={
+                    "fields": {
+                        "alert_id": r["alert_id"],
+                        "tier": r["tier"],
+                        "channel": r["channel"],
+                    }
+                },
+            )
+        self._pool.submit(self._send, r, url)
+        return True
 
     def _send(self, r: dict[str, Any], url: str) -> None:
         nid = int(r["id"])

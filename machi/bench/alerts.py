@@ -23,10 +23,12 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from alerts import message
 from alerts.channels import Channels
 from alerts.store import AlertStore
+from contract.mqtt import MqttOptions, connect, make_client
 from contract.schema import make_message
 from contract.settings import Settings
 from machi.receivers import SmtpReceiver, WebhookReceiver
@@ -77,6 +79,33 @@ def _background(settings: Settings, n: int, rate: float, stop: threading.Event) 
 
 
 _DEVICE = re.compile(r"device_id: (\S+)")
+
+
+class _AlertTap:
+    """Records when each device's first alert message reached the broker's subscribers."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.first: dict[str, float] = {}
+        opts = MqttOptions(client_id="bench-alert-tap")
+        self.client, url = make_client(settings, opts)
+        ready = threading.Event()
+
+        def on_connect(c: Any, *_a: Any) -> None:
+            c.subscribe(f"{settings.topic_prefix}/v1/alerts/+/+", qos=1)
+            ready.set()
+
+        def on_message(_c: Any, _u: Any, m: Any) -> None:
+            self.first.setdefault(m.topic.rsplit("/", 1)[1], time.time())
+
+        self.client.on_connect = on_connect
+        self.client.on_message = on_message
+        connect(self.client, url, opts)
+        self.client.loop_start()
+        ready.wait(15)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
 
 
 def _device(text: str) -> str | None:
@@ -135,6 +164,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"servers up in {work}; background: {args.wearables} wearables at {args.rate} Hz")
             sent = _background(settings, args.wearables, args.rate, stop)
             time.sleep(5)  # let the background reach steady state
+            tap = _AlertTap(settings)
             pub = Publisher(settings, "bench-falls")
             published: dict[str, float] = {}
             for i in range(args.falls):
@@ -160,6 +190,8 @@ def run(args: argparse.Namespace) -> int:
                     web_lat.append(posts[d] - t)
                 if d in mails and d in posts:
                     both.append(max(mails[d], posts[d]) - t)
+            tap.close()
+            published_lat = [tap.first[d] - t for d, t in published.items() if d in tap.first]
             stored_lat = []
             store = AlertStore.open(f"sqlite:///{work}/alerts.db")
             for a in store.unresolved(limit=10 * args.falls):
@@ -182,7 +214,8 @@ def run(args: argparse.Namespace) -> int:
         )
 
     print(f"background telemetry messages sent: {sent[0]:,}; load average {load}")
-    print(row("fall -> stored (events+alerts)", stored_lat))
+    print(row("fall -> alert on the stream", published_lat))
+    print(row("fall -> stored (alerts)", stored_lat))
     print(row("fall -> SMTP accepted", mail_lat))
     print(row("fall -> webhook POST", web_lat))
     print(row("fall -> both delivered", both))
