@@ -151,6 +151,7 @@ def test_fall_reaches_tier1_escalates_after_ack_within_and_ack_stops_it(
         rig.stop()
 
 
+@pytest.mark.faults
 def test_restart_mid_episode_neither_repeats_nor_loses_a_step(
     tmp_path: Path, settings: Settings, influx: InfluxV1,
     smtp: SmtpReceiver, hook: WebhookReceiver, peer: Telemetry,
@@ -182,6 +183,7 @@ def test_restart_mid_episode_neither_repeats_nor_loses_a_step(
         rig.stop()
 
 
+@pytest.mark.faults
 def test_standby_takes_over_when_the_active_instance_dies_mid_escalation(
     tmp_path: Path, settings: Settings, influx: InfluxV1, postgres: Postgres,
     smtp: SmtpReceiver, hook: WebhookReceiver, peer: Telemetry,
