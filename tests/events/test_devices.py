@@ -41,3 +41,15 @@ def test_battery_low_has_hysteresis_and_off_body_follows_the_flag() -> None:
         ("off_body", "closed", 4),
     ]
     assert d.process("w1", "s", [r(5, off_body=True)]) == []  # redelivered: skipped
+
+
+def test_off_body_alone_is_a_valid_reading_and_is_stored_as_a_boolean() -> None:
+    import json
+
+    from contract.lineprotocol import message_lines
+    from contract.schema import decode_message
+
+    raw = {"device_id": "w1", "kind": "wearable", "site": "s", "seq": 3,
+           "readings": [{"t": 1_000, "off_body": True}]}  # fmt: skip
+    msg = decode_message("wearable", "w1", json.dumps(raw).encode(), 1_000)
+    assert message_lines(msg) == ["wearable,device_id=w1,site=s off_body=true,seq=3i 1000"]
