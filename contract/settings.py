@@ -122,25 +122,11 @@ class Settings:
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
-        """Settings from ``MACHI_*`` variables; non-None ``overrides`` (flags) win."""
-        values: dict[str, Any] = {
-            "mqtt_url": env("MACHI_MQTT_URL", cls.mqtt_url),
-            "topic_prefix": env("MACHI_TOPIC_PREFIX", cls.topic_prefix),
-            "influx_url": env("MACHI_INFLUX_URL", cls.influx_url),
-            "influx_db": env("MACHI_INFLUX_DB", cls.influx_db),
-            "influx_user": os.environ.get("MACHI_INFLUX_USER") or None,
-            "influx_password": os.environ.get("MACHI_INFLUX_PASSWORD") or None,
-            "influx_token": os.environ.get("MACHI_INFLUX_TOKEN") or None,
-            "influx_org": os.environ.get("MACHI_INFLUX_ORG") or None,
-            "influx_bucket": os.environ.get("MACHI_INFLUX_BUCKET") or None,
-            "mqtt_ca": os.environ.get("MACHI_MQTT_CA") or None,
-            "mqtt_cert": os.environ.get("MACHI_MQTT_CERT") or None,
-            "mqtt_key": os.environ.get("MACHI_MQTT_KEY") or None,
-        }
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        settings = cls(**values)
-        MqttUrl.parse(settings.mqtt_url)  # fail early with a clear message
-        return settings
+        """Settings from ``MACHI_*`` variables (declared once, in
+        ``contract.options.ConnectionOptions``); non-None ``overrides`` (flags) win."""
+        from contract.options import ConnectionOptions, load_options, settings_of
+
+        return settings_of(load_options(ConnectionOptions, **overrides))
 
     @property
     def mqtt(self) -> MqttUrl:
