@@ -6,7 +6,6 @@ same ``MACHI_*`` variable means the same thing everywhere.
 
 from __future__ import annotations
 
-import argparse
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -131,31 +130,3 @@ class Settings:
     @property
     def mqtt(self) -> MqttUrl:
         return MqttUrl.parse(self.mqtt_url)
-
-
-#: Connection flags shared by every subcommand: (flag, Settings field, help).
-_CONNECTION_FLAGS = {
-    "mqtt": (
-        "--mqtt-url",
-        "mqtt_url",
-        "broker URL, e.g. mqtt://user:pass@127.0.0.1:1883 [MACHI_MQTT_URL]",
-    ),
-    "influx": ("--influx-url", "influx_url", "InfluxDB URL [MACHI_INFLUX_URL]"),
-    "db": ("--influx-db", "influx_db", "database (v1 API) [MACHI_INFLUX_DB, default city]"),
-    "prefix": ("--topic-prefix", "topic_prefix", "topic prefix [MACHI_TOPIC_PREFIX, default city]"),
-}
-
-
-def add_connection_args(parser: argparse.ArgumentParser, *which: str) -> None:
-    """Declare the ``--mqtt-url``/``--influx-url``/``--influx-db``/``--topic-prefix`` flags
-    a subcommand takes (``which`` from: mqtt, influx, db, prefix)."""
-    for key in which:
-        flag, _field, help_text = _CONNECTION_FLAGS[key]
-        parser.add_argument(flag, help=help_text)
-
-
-def settings_from_args(args: argparse.Namespace) -> Settings:
-    """Settings from the environment, overridden by whichever connection flags were given."""
-    return Settings.from_env(
-        **{f: getattr(args, f, None) for _flag, f, _help in _CONNECTION_FLAGS.values()}
-    )
