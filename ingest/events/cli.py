@@ -48,8 +48,13 @@ def run(args: argparse.Namespace) -> int:
         EventsOptions(client_id=opts.client_id, radius_m=opts.radius_m),
     )
     done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
+
+    def _stop(*_: object) -> None:
+        done.set()
+        worker.request_stop()  # also ends a wait for an unreachable InfluxDB
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
     worker.start()
     done.wait()
     worker.stop()
