@@ -6,12 +6,22 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from contract import emission
 from contract.settings import ConfigError, env, env_bool, env_float, env_int
 
-#: Shikoku Electric Power (Yonden), FY2021 adjusted emission factor, menu C (residual),
-#: 0.532 kg-CO2/kWh, as corrected by the government on 2023-06-01
-#: (https://www.yonden.co.jp/energy/environment/topics/2023_06_01.html).
-DEFAULT_EMISSION_FACTOR_T_PER_KWH = 0.000532
+#: The seed city's grid (TEPCO's area), from the table with its source
+#: (``contract.emission``, docs/kpis.md).
+DEFAULT_EMISSION_FACTOR_T_PER_KWH = emission.DEFAULT.t_per_kwh
+
+
+def _emission_default() -> float:
+    """``MACHI_GRID_AREA`` / ``MACHI_GRID_FISCAL_YEAR`` pick a listed factor."""
+    area = env("MACHI_GRID_AREA", emission.DEFAULT_AREA)
+    year = env_int("MACHI_GRID_FISCAL_YEAR", 0)
+    try:
+        return emission.factor(area, year or None).t_per_kwh
+    except ValueError as exc:
+        raise ConfigError(f"MACHI_GRID_AREA={area} MACHI_GRID_FISCAL_YEAR={year}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -29,7 +39,7 @@ class KpiConfig:
         if not 0 <= self.emission_factor_t_per_kwh < 0.01:
             raise ConfigError(
                 f"grid emission factor {self.emission_factor_t_per_kwh} t-CO2/kWh is implausible:"
-                " give it in t-CO2/kWh (e.g. 0.000532), not kg-CO2/kWh"
+                " give it in t-CO2/kWh (e.g. 0.000491), not kg-CO2/kWh"
             )
         if self.care_k < 1:
             raise ConfigError(f"MACHI_CARE_K={self.care_k} must be at least 1")
@@ -37,9 +47,7 @@ class KpiConfig:
     @classmethod
     def from_env(cls) -> KpiConfig:
         return cls(
-            emission_factor_t_per_kwh=env_float(
-                "MACHI_GRID_EMISSION_FACTOR", DEFAULT_EMISSION_FACTOR_T_PER_KWH
-            ),
+            emission_factor_t_per_kwh=env_float("MACHI_GRID_EMISSION_FACTOR", _emission_default()),
             care_k=env_int("MACHI_CARE_K", 5),
             online_window_s=env_int("MACHI_ONLINE_WINDOW_S", 300),
         )

@@ -1,8 +1,8 @@
 """The demo city: a fictional mid-sized Japanese coastal industrial city.
 
 It uses the simulator's districts and centre (``machi.simulate.SITES``/``CITY_CENTER``:
-a Pacific-coast industrial city in Aichi) and adds what the KPIs need: bus routes with
-stops and a GTFS static timetable, and the district each device lives in.
+a Pacific-coast industrial city in Ibaraki, on TEPCO's grid) and adds what the KPIs
+need: bus routes with stops and a GTFS static timetable, and the district each device lives in.
 """
 
 from __future__ import annotations
