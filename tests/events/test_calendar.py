@@ -188,3 +188,26 @@ def test_weekend_on_time_figure_from_real_influxdb(tmp_path: Path, influx: Influ
     values = {k.id: k.value for k in res.kpis}
     assert values["on_time_performance_pct"] == round(200 / 3, 3)
     assert values["avg_delay_s"] == pytest.approx((60 + 180 + 420) / 3)
+
+
+@pytest.mark.parametrize(
+    ("day", "service"), [(datetime(2024, 5, 1), "weekday"), (datetime(2024, 5, 4), "weekend")]
+)
+def test_demo_city_buses_follow_their_service_day(
+    tmp_path: Path, day: datetime, service: str
+) -> None:
+    from machi.democity import build_fleet, write_city_gtfs
+
+    schedule = Schedule.load(write_city_gtfs(tmp_path / "city.zip"))
+    assert schedule.calendar.present and set(schedule.calendar.services) == {"weekday", "weekend"}
+    buses = [d for d in build_fleet().devices if d.kind == "bus"]
+    m = ArrivalMatcher(schedule)
+    noon = int(datetime(day.year, day.month, day.day, 12, tzinfo=JST).timestamp() * 1000)
+    arrivals = []
+    for t in range(noon - 3_600_000, noon, 10_000):
+        for b in buses:
+            arrivals += m.process(b.device_id, b.site, [BusReading(**b.reading(t, 10))])  # type: ignore[arg-type]
+    assert arrivals and m.unmatched == 0
+    assert {schedule.trips[a.trip_id].service_id for a in arrivals} == {service}
+    delays = sorted(a.delay_s for a in arrivals)
+    assert -90 <= delays[len(delays) // 2] <= 300
