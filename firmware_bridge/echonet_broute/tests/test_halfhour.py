@@ -25,7 +25,7 @@ HALF = el.HALF_HOUR_MS
 
 
 def jst(*args: int) -> int:
-    return int(dt.datetime(*args, tzinfo=JST).timestamp() * 1000)  # type: ignore[misc]
+    return int(dt.datetime(*args, tzinfo=JST).timestamp() * 1000)  # type: ignore[misc, arg-type]
 
 
 # -- decoders ------------------------------------------------------------------------
