@@ -1,7 +1,8 @@
 """The green theme's counter statements: rollup intervals plus the raw tail.
 
-Counters are read on the 5-minute grid (see ``api.rollups``): the energy of interval k
-is the non-negative step from the meter's previous reading to the last reading in k.
+Counters are read on the 5-minute grid (see ``api.rollups``): the energy of interval k,
+``(b, b + 5 min]``, is the reset-aware step (``rollups.increase``) from the meter's
+previous reading to the last reading in k.
 A window ``[start, end)`` covers the intervals that *start* in it. Whole intervals up
 to the rollup frontier come from ``machi_rollup.energy_site`` (a few points per site);
 intervals after it (the tail, minutes) are computed from raw points by the same rule,
@@ -12,10 +13,10 @@ each meter's first tail step measured from its last reading before the tail.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from api.rollups import GRID, LATE, RP, ts
+from api.rollups import GRID, LATE, RP, increase, ts
 from contract.influx import quote_ident, quote_str
 
 SLOT = "30m"  # Japan's demand period (デマンド時限)
@@ -60,23 +61,34 @@ class GreenPlan:
             source, imp, exp = self._rp("energy_meter"), "imp_last", "exp_last"
         else:
             source, imp, exp = self._raw(), "energy_import_kwh", "energy_export_kwh"
+        # Right-closed intervals: a raw reading exactly at t0 closes the interval
+        # before the tail (the rollup's), so the bridge includes it and the tail not; one
+        # exactly at ``end`` closes the window's last interval, so the tail includes it.
+        edge = t0 + timedelta(milliseconds=1)
+        stop = self.end + timedelta(milliseconds=1)
+        bridge_hi = t0 if self.uses_rollup else edge
         bridge = (
             f"SELECT LAST({imp}) AS xi, LAST({exp}) AS xe FROM {source} "
-            f"WHERE {self._between(reach, t0)}{site} GROUP BY time({span}s, {offset}s), device_id"
+            f"WHERE {self._between(reach, bridge_hi)}{site} "
+            f"GROUP BY time({span}s, {offset}s), device_id"
         )
         fresh = (
             "SELECT energy_import_kwh AS xi, energy_export_kwh AS xe "
-            f"FROM {self._raw()} WHERE {self._between(t0, self.end)}{site}"
+            f"FROM {self._raw()} WHERE {self._between(edge, stop)}{site}"
         )
         steps = (
-            "SELECT NON_NEGATIVE_DIFFERENCE(LAST(xi)) AS ci, "
-            "NON_NEGATIVE_DIFFERENCE(LAST(xe)) AS ce "
-            f"FROM ({bridge}), ({fresh}) WHERE {self._between(reach, self.end)} "
-            f"GROUP BY time({int(GRID.total_seconds())}s), device_id"
+            f"SELECT {increase('xi')} AS ci, {increase('xe')} AS ce "
+            f"FROM ({bridge}), ({fresh}) WHERE {self._between(reach, stop)} "
+            f"GROUP BY time({int(GRID.total_seconds())}s, 1ms), device_id"
         )
+        # InfluxDB narrows a subquery to its outer query's time range: every level must
+        # reach ``stop``.
+        # Per meter per slot, added up in Python (a few meters x slots of the tail):
+        # InfluxDB 1.6 merges the series of a subquery whose fields are arithmetic on
+        # aggregates, collapsing points of different meters that share a timestamp.
         return (
-            f"SELECT SUM(ci), SUM(ce) FROM ({steps}) WHERE {self._between(reach, self.end)} "
-            f"GROUP BY time({SLOT}) fill(none)"
+            f"SELECT SUM(ci), SUM(ce) FROM ({steps}) WHERE {self._between(reach, stop)} "
+            f"GROUP BY time({SLOT}), device_id fill(none)"
         )
 
     def statements(self, site: str | None) -> list[str]:

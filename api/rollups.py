@@ -4,8 +4,13 @@ Raw meter points stay in the database's default retention policy. Three statemen
 downsample them into the ``machi_rollup`` retention policy, on the 5-minute grid:
 
 1. ``machi_rollup.energy_meter`` per meter per 5 min: ``imp_kwh`` / ``exp_kwh``, the
-   non-negative step of the interval-end counter reading (``LAST``) from the meter's
-   previous reading; counter resets are dropped, gaps are bridged (see below).
+   step of the interval-end counter reading (``LAST``) from the meter's previous
+   reading, reset-aware (:func:`increase`: after a counter reset the new counter's
+   value is the increment, as Prometheus ``increase()`` counts it); gaps are bridged
+   (see below). Intervals are right-closed, ``(b, b + 5 min]`` (``GROUP BY time(5m,
+   1ms)``, points stamped ``b + 1 ms``): a reading taken exactly on a boundary closes
+   the interval before it, so 1-minute samples on the minute give each interval its own
+   energy instead of lagging one sample behind.
 2. the same measurement: ``imp_last`` / ``exp_last`` (interval-end readings) and ``n``
    (readings in the interval). The measurement keeps the raw name on purpose: a query
    can then merge rollup and raw points of one meter into one series (the raw tail).
@@ -43,6 +48,7 @@ EVERY = timedelta(minutes=5)
 #: order), so it is complete one tick later; plus a margin for the runs themselves.
 LAG = 2 * EVERY + timedelta(minutes=1)
 CQ_PREFIX = "machi_green_"
+_MS = timedelta(milliseconds=1)
 
 
 def ts(t: datetime) -> str:
@@ -59,6 +65,29 @@ def floor_grid(t: datetime) -> datetime:
 def ceil_grid(t: datetime) -> datetime:
     f = floor_grid(t)
     return f if f == t.astimezone(UTC) else f + GRID
+
+
+#: Right-closed 5-minute intervals (b, b + 5 min]: see the module docstring.
+GRID_BY = "time(5m, 1ms)"
+
+
+def increase(x: str) -> str:
+    """InfluxQL for the counter increase over one interval of field ``x`` (a 5-minute
+    ``GROUP BY`` bucket), reset-aware as Prometheus ``increase()``.
+
+    With D = DIFFERENCE(LAST(x)) (this interval's last reading minus the meter's previous
+    one): D when D >= 0; after a counter reset (D < 0) the old counter's increase up to
+    the reset, MAX(x) - (LAST(x) - D), plus the new counter's reading LAST(x) (it
+    restarted from 0). InfluxQL has no conditional, so with pos(a) = (a + |a|) / 2 and
+    neg(a) = CEIL(-a / (|a| + 1)) (1 for a < 0, else 0; exact while |a| < 2**53):
+    ``pos(D) + neg(D) * (LAST(x) + pos(MAX(x) - LAST(x) + D))``. Exact for one reset per
+    interval with the counter rising on each side of it.
+    """
+    d, last, top = f"DIFFERENCE(LAST({x}))", f"LAST({x})", f"MAX({x})"
+    q = f"{top} - {last} + {d}"
+    return (
+        f"({d} + ABS({d})) / 2 + CEIL(-1 * {d} / (ABS({d}) + 1)) * ({last} + ({q} + ABS({q})) / 2)"
+    )
 
 
 @dataclass(frozen=True)
@@ -85,12 +114,12 @@ def rollups(db: str) -> list[Rollup]:
     raw = f"{d}..energy_meter"  # the database's default retention policy
     meter = f"{d}.{quote_ident(RP)}.energy_meter"
     site = f"{d}.{quote_ident(RP)}.energy_site"
-    by_meter = "time(5m), device_id, site"
+    by_meter = f"{GRID_BY}, device_id, site"
     return [
         Rollup(
             "meter_steps",
-            "SELECT NON_NEGATIVE_DIFFERENCE(LAST(energy_import_kwh)) AS imp_kwh, "
-            f"NON_NEGATIVE_DIFFERENCE(LAST(energy_export_kwh)) AS exp_kwh INTO {meter} FROM {raw}",
+            f"SELECT {increase('energy_import_kwh')} AS imp_kwh, "
+            f"{increase('energy_export_kwh')} AS exp_kwh INTO {meter} FROM {raw}",
             by_meter,
         ),
         Rollup(
@@ -102,7 +131,7 @@ def rollups(db: str) -> list[Rollup]:
         Rollup(
             "site",
             f"SELECT SUM(imp_kwh) AS imp_kwh, SUM(exp_kwh) AS exp_kwh INTO {site} FROM {meter}",
-            "time(5m), site",
+            f"{GRID_BY}, site",
         ),
     ]
 
@@ -195,7 +224,10 @@ def run(influx: InfluxV1, start: datetime, end: datetime) -> int:
         while t < hi:
             u = min(hi, t + timedelta(days=1))
             # Chunks overlap by LATE so every chunk's first interval has its predecessor.
-            body = influx.execute(r.statement(t - LATE if t > lo else t, u))
+            # Shifted by 1 ms: the intervals are (b, b + 5 min], so a reading exactly on
+            # the range's last boundary still closes its interval.
+            a = (t - LATE if t > lo else t) + _MS
+            body = influx.execute(r.statement(a, u + _MS))
             for res in body.get("results", []):
                 for s in res.get("series", []):
                     written += int(s["values"][0][1])
