@@ -20,6 +20,8 @@ from api.rollups import GRID, LATE, RP, increase, ts
 from contract.influx import quote_ident, quote_str
 
 SLOT = "30m"  # Japan's demand period (デマンド時限)
+SLOT_MS = 30 * 60 * 1000
+_MS = timedelta(milliseconds=1)
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,47 @@ class GreenPlan:
 
     def _between(self, lo: datetime, hi: datetime) -> str:
         return f"time >= {ts(lo)} AND time < {ts(hi)}"
+
+    def slot_range(self) -> tuple[datetime, datetime]:
+        """The whole 30-minute slots inside the window's intervals: [first, last)."""
+        lo_ms = -(-int(self.start_grid.timestamp() * 1000) // SLOT_MS) * SLOT_MS
+        hi_ms = int(self.end.timestamp() * 1000) // SLOT_MS * SLOT_MS
+        lo = datetime.fromtimestamp(lo_ms / 1000, self.start_grid.tzinfo)
+        hi = datetime.fromtimestamp(max(lo_ms, hi_ms) / 1000, self.start_grid.tzinfo)
+        return lo, hi
+
+    def fixed_slots(self, site: str | None) -> str:
+        """Per meter per whole slot: the increase of the meter's fixed-time readings
+        (``fixed_import_kwh`` at :00/:30) from the slot's start to its end.
+
+        Right-closed 30-minute buckets (b, b + 30 min]: the reading at b + 30 min closes
+        slot b, labelled b + 1 ms; the one at b is the step's start (the bucket before).
+        """
+        lo, hi = self.slot_range()
+        where = f"{self._between(lo - timedelta(minutes=30), hi + _MS)}{self._site(site)}"
+        return (
+            f"SELECT {increase('fixed_import_kwh')} AS fi FROM {self._raw()} "
+            f"WHERE {where} GROUP BY time({SLOT}, 1ms), device_id"
+        )
+
+    def meter_slots(self, site: str | None, devices: list[str]) -> list[str]:
+        """Counter-based import per slot of ``devices`` only, per meter (rollup part, raw
+        tail), to be swapped for their fixed-time values."""
+        f = (
+            self._site(site)
+            + " AND ("
+            + " OR ".join(f"{quote_ident('device_id')} = {quote_str(d)}" for d in devices)
+            + ")"
+        )
+        out = []
+        if self.uses_rollup:
+            out.append(
+                f"SELECT SUM(imp_kwh) FROM {self._rp('energy_meter')} "
+                f"WHERE {self._between(self.start_grid, self.frontier)}{f} "
+                f"GROUP BY time({SLOT}), device_id fill(none)"
+            )
+        out.append(self._tail(f))
+        return out
 
     def _tail(self, site: str) -> str:
         """Per 30-min slot, the tail intervals' import and export energy, from raw points."""
@@ -138,6 +181,33 @@ class GreenPlan:
         _add(imp, res[i], 1)
         _add(exp, res[i], 2)
         return imp, exp
+
+
+def per_meter(series: list[dict[str, Any]], shift_ms: int = 0) -> dict[tuple[str, int], float]:
+    """(device_id, slot ms) -> value of a ``GROUP BY ..., device_id`` answer."""
+    out: dict[tuple[str, int], float] = {}
+    for s in series:
+        dev = s.get("tags", {}).get("device_id", "")
+        for row in s.get("values", []):
+            if row[1] is not None:
+                key = (dev, row[0] - shift_ms)
+                out[key] = out.get(key, 0.0) + float(row[1])
+    return out
+
+
+def swap_fixed(
+    imp: dict[int, float],
+    counter: dict[tuple[str, int], float],
+    fixed: dict[tuple[str, int], float],
+) -> int:
+    """Replace, in the import slots, each meter's counter-based slot energy by its
+    fixed-time one where it has one; return how many (meter, slot) were swapped."""
+    for (dev, slot), kwh in fixed.items():
+        if slot in imp or (dev, slot) in counter:
+            imp[slot] = imp.get(slot, 0.0) - counter.get((dev, slot), 0.0) + kwh
+        else:
+            imp[slot] = kwh
+    return len(fixed)
 
 
 def _add(into: dict[int, float], series: list[dict[str, Any]], column: int) -> None:
