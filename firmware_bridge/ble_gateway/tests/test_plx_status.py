@@ -10,6 +10,7 @@ import struct
 
 import pytest
 
+from contract.settings import ConfigError
 from firmware_bridge.base import DecodeError
 from firmware_bridge.ble_gateway import gatt
 from firmware_bridge.testing import captures_dir
@@ -135,3 +136,18 @@ def test_public_plx_vectors() -> None:
     with pytest.raises(DecodeError) as err:
         gatt.to_reading(gatt.PLX_SPOT_CHECK, bytes.fromhex(spot["hex"]))
     assert err.value.reason == "plx_questionable"
+
+
+def test_sample_config_device_timezone() -> None:
+    import tomllib
+    from pathlib import Path
+
+    from firmware_bridge.ble_gateway.serial_source import BleSerialSource
+    from firmware_bridge.registry import make_source
+
+    doc = tomllib.loads((Path(__file__).parents[1] / "sample.toml").read_text())
+    serial = next(c for c in doc["sources"] if c["type"] == "ble_gateway_serial")
+    src = make_source(serial)
+    assert isinstance(src, BleSerialSource) and str(src.device_tz) == "Asia/Tokyo"
+    with pytest.raises(ConfigError, match="device_timezone"):
+        make_source({**serial, "device_timezone": "Mars/Olympus"})

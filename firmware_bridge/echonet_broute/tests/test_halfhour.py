@@ -209,3 +209,14 @@ def test_no_backfill_gives_just_the_live_half_hours(tmp_path: Path) -> None:
             src.close()
     assert [r["t"] for r in got] == [jst(2026, 11, 28, 12, 0), jst(2026, 11, 28, 12, 30)]
     assert all(set(r) == {"t", "fixed_import_kwh", "fixed_export_kwh"} for r in got)
+
+
+def test_sample_config_has_backfill() -> None:
+    import tomllib
+
+    from firmware_bridge.registry import make_source
+
+    doc = tomllib.loads((Path(__file__).parents[1] / "sample.toml").read_text())
+    (cfg,) = doc["sources"]
+    src = make_source(cfg)
+    assert isinstance(src, BrouteSource) and src.backfill_ms == 48 * HALF

@@ -176,3 +176,12 @@ def test_own_simulator_as_sdm630_gives_total_power(tmp_path: Path) -> None:
 def test_model_config_error() -> None:
     with pytest.raises(ConfigError, match="model must be one of"):
         make_source({"type": "modbus_sdm", "device_id": "m-1", "port": "/x", "model": "sdm999"})
+
+
+def test_sample_config_builds_a_three_phase_source() -> None:
+    import tomllib
+
+    doc = tomllib.loads((Path(__file__).parents[1] / "sample.toml").read_text())
+    (cfg,) = doc["sources"]
+    src = make_source(cfg)
+    assert isinstance(src, SdmSource) and src.model == "sdm630"
