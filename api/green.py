@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from api.rollups import GRID, LATE, RP, increase, ts
+from api.rollups import GRID, LATE, RP, increase, per_meter_increase, step_parts, ts
 from contract.influx import quote_ident, quote_str
 
 SLOT = "30m"  # Japan's demand period (デマンド時限)
@@ -67,10 +67,11 @@ class GreenPlan:
         """
         lo, hi = self.slot_range()
         where = f"{self._between(lo - timedelta(minutes=30), hi + _MS)}{self._site(site)}"
-        return (
-            f"SELECT {increase('fixed_import_kwh')} AS fi FROM {self._raw()} "
+        parts = (
+            f"SELECT {step_parts('fixed_import_kwh', 'f')} FROM {self._raw()} "
             f"WHERE {where} GROUP BY time({SLOT}, 1ms), device_id"
         )
+        return f"SELECT {increase('f')} AS fi FROM ({parts}) WHERE {where} GROUP BY device_id"
 
     def meter_slots(self, site: str | None, devices: list[str]) -> list[str]:
         """Counter-based import per slot of ``devices`` only, per meter (rollup part, raw
@@ -119,10 +120,11 @@ class GreenPlan:
             "SELECT energy_import_kwh AS xi, energy_export_kwh AS xe "
             f"FROM {self._raw()} WHERE {self._between(edge, stop)}{site}"
         )
-        steps = (
-            f"SELECT {increase('xi')} AS ci, {increase('xe')} AS ce "
-            f"FROM ({bridge}), ({fresh}) WHERE {self._between(reach, stop)} "
-            f"GROUP BY time({int(GRID.total_seconds())}s, 1ms), device_id"
+        steps = per_meter_increase(
+            f"({bridge}), ({fresh})",
+            ("xi", "xe"),
+            f" WHERE {self._between(reach, stop)}",
+            f"time({int(GRID.total_seconds())}s, 1ms), device_id",
         )
         # InfluxDB narrows a subquery to its outer query's time range: every level must
         # reach ``stop``.
