@@ -10,9 +10,13 @@ from pydantic import SecretStr
 
 from contract.options import ConnectionOptions, Options, option
 
-__all__ = ["DEFAULT_DB", "AlertsOptions", "AlertsStoreOptions"]
+__all__ = ["DEFAULT_DB", "AlertsOptions", "AlertsStoreOptions", "default_instance"]
 
 DEFAULT_DB = "sqlite:///.machi/alerts/alerts.db"
+
+
+def default_instance() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
 
 
 class AlertsStoreOptions(Options):
@@ -38,10 +42,10 @@ class AlertsOptions(ConnectionOptions, AlertsStoreOptions):
         env="MACHI_ALERTS_CLIENT_ID",
         help="MQTT client id of this instance's persistent session (unique per instance)",
     )
-    instance: str = option(
-        f"{socket.gethostname()}-{os.getpid()}",
+    instance: str | None = option(
+        None,
         env="MACHI_ALERTS_INSTANCE",
-        help="name of this instance in the leader lease",
+        help="name of this instance in the leader lease (default hostname-pid)",
     )
     lease_s: float = option(
         12.0,

@@ -34,7 +34,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from alerts import message
 from alerts.channels import ChannelError, Channels, display, recipient_key, scheme_of
-from alerts.options import AlertsOptions
+from alerts.options import AlertsOptions, default_instance
 from alerts.rules import Rules, Tier
 from alerts.store import AlertStore, Recipient
 from contract.events import ALERT_STATE, ALERTS_STATS, decode_alert
@@ -107,7 +107,7 @@ class AlertsService:
         self.urls = {recipient_key(u): u for u in rules.urls()}
         self.metrics = Metrics()
         self.influx = InfluxV1.from_settings(self.settings, timeout=10.0)
-        self.holder = opts.instance
+        self.holder = opts.instance or default_instance()
         self.epoch: int | None = None
         self._lease_until = 0.0
         self._queue: queue.Queue[mqtt.MQTTMessage] = queue.Queue()

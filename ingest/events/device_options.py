@@ -27,7 +27,7 @@ class DeviceAlertOptions(Options):
         help="battery alert threshold, percent",
     )
 
-    def rules(self) -> DeviceRules | None:
+    def device_rules(self) -> DeviceRules | None:
         if not self.device_alerts:
             return None
         return DeviceRules(self.silent_after_s, self.battery_low_pct)

@@ -33,7 +33,7 @@ from contract.schema import make_message
 from contract.settings import Settings
 from machi.receivers import SmtpReceiver, WebhookReceiver
 from machi.servers import AlertsProcess, EventsProcess, Influxd, IngestProcess, Mosquitto
-from machi.simulate import Publisher
+from machi.testkit import Publisher
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -18,7 +18,7 @@ from contract.schema import make_message
 from contract.settings import Settings
 from machi.receivers import SmtpReceiver, WebhookReceiver
 from machi.servers import AlertsProcess
-from machi.simulate import Publisher
+from machi.testkit import Publisher
 
 DEMO_DEVICE = "demo-fall-01"
 ACK1_S = 10

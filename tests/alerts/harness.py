@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,21 +15,11 @@ from contract.schema import make_message
 from contract.settings import Settings
 from machi.receivers import Post, SmtpReceiver, WebhookReceiver
 from machi.servers import AlertsProcess, ApiProcess, EventsProcess, MachiProcess
-from machi.simulate import Publisher
+from machi.testkit import Publisher
 
 SECRET = "test-hmac-secret-0123456789"
 CARE = "care-key-0123456789abcdef"
 CARE_ID = key_id(CARE)
-
-
-def wait_for(cond: Callable[[], Any], timeout: float = 20.0, every: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(every)
-    raise AssertionError("condition not met in time")
 
 
 class Telemetry:

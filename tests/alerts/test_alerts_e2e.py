@@ -18,6 +18,7 @@ from contract.influx import InfluxV1
 from contract.settings import Settings
 from machi.receivers import SmtpReceiver, WebhookReceiver
 from machi.servers import IngestProcess, Mosquitto, Postgres
+from machi.testkit import wait_for
 from tests.alerts.harness import (
     CARE_ID,
     SECRET,
@@ -25,7 +26,6 @@ from tests.alerts.harness import (
     Telemetry,
     apprise_json,
     by_device,
-    wait_for,
     write_rules,
 )
 
