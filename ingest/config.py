@@ -8,7 +8,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from contract.schema import Limits
-from contract.settings import Settings, env, env_bool, env_int
+from contract.settings import ConfigError, Settings, env, env_bool, env_int
+
+#: field -> (option names in messages, lowest, highest) of the numeric knobs.
+_BOUNDS: dict[str, tuple[str, float, float]] = {
+    "batch_lines": ("--batch-lines/MACHI_INGEST_BATCH_LINES", 1, 1_000_000),
+    "batch_s": ("--batch-seconds", 0.001, 3600),
+    "writers": ("--writers", 1, 64),
+    "max_pending_batches": ("max_pending_batches", 1, 1000),
+    "receive_maximum": ("receive_maximum", 1, 65535),
+    "metrics_port": ("--metrics-port/MACHI_METRICS_PORT", -1, 65535),
+    "stats_interval_s": ("--stats-interval", 0.01, 86400),
+    "max_retry_s": ("max_retry_s", 0.01, 3600),
+}
 
 
 @dataclass(frozen=True)
@@ -34,6 +46,21 @@ class IngestConfig:
     max_retry_s: float = 30.0
     # Publish {prefix}/v1/stored/{device_id} after each stored batch (contract §7).
     confirm: bool = True
+
+    def __post_init__(self) -> None:
+        """Refuse out-of-range values at start, naming the option and its bounds."""
+        for name, (option, lo, hi) in _BOUNDS.items():
+            value = getattr(self, name)
+            if value is not None and not lo <= value <= hi:
+                raise ConfigError(f"{option} must be between {lo:g} and {hi:g}, got {value}")
+        if self.protocol not in (5, 311):
+            raise ConfigError(
+                f"--mqtt-protocol/MACHI_MQTT_PROTOCOL must be 5 or 311, got {self.protocol}"
+            )
+        if self.limits.max_past_ms < 0:
+            raise ConfigError("--max-past-s/MACHI_MAX_PAST_S must be >= 0")
+        if self.limits.max_future_ms < 0:
+            raise ConfigError("--max-future-s/MACHI_MAX_FUTURE_S must be >= 0")
 
     @classmethod
     def from_env(cls, settings: Settings, **overrides: object) -> IngestConfig:
