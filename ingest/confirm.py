@@ -32,9 +32,17 @@ class Confirmer:
         self.client = client
         self.topics = topics
         self.enabled = enabled
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._mids: set[int] = set()  # our publishes awaiting their PUBACK
         self._refused: collections.deque[int] = collections.deque(maxlen=1000)
+        self.max_inflight = 65535  # the broker's Receive Maximum
+
+    def connected(self, receive_maximum: int) -> None:
+        """A new connection: publishes of the old one will not be acknowledged on it."""
+        with self._lock:
+            self.max_inflight = max(1, min(receive_maximum, 65535))
+            self._mids.clear()
+            self._lock.notify_all()
 
     def confirm(self, outcomes: Iterable[tuple[Key, bool]]) -> int:
         """Confirm ``((device_id, seq), dead)`` outcomes of one stored batch, one message
@@ -54,6 +62,10 @@ class Confirmer:
                 # A copy that was stored wins over a refused copy of the same seq.
                 deadlettered=to_ranges(dead.get(device_id, set()) - ok),
             )
+            with self._lock:
+                # Never more in flight than the broker accepts (it would disconnect us);
+                # a PUBACK that does not come within a second is not worth stalling for.
+                self._lock.wait_for(lambda: len(self._mids) < self.max_inflight, 1.0)
             info = self.client.publish(
                 self.topics.stored(device_id), encode_confirmation(msg), qos=1
             )
@@ -72,6 +84,7 @@ class Confirmer:
         with self._lock:
             ours = mid in self._mids
             self._mids.discard(mid)
+            self._lock.notify_all()
             if reason_code.is_failure:
                 self._refused.append(mid)
         if reason_code.is_failure:
