@@ -28,6 +28,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-lines", type=int, help="lines per write (default 5000)")
     p.add_argument("--batch-seconds", type=float, help="seal a batch after this long (default 1)")
     p.add_argument("--writers", type=int, help="concurrent write requests (default 2)")
+    p.add_argument(
+        "--workers",
+        help="ingest processes sharing one subscription: a number or 'auto' (one per core "
+        "beyond two; default 1) [MACHI_INGEST_WORKERS]",
+    )
     p.add_argument("--no-gzip", action="store_true", help="send uncompressed bodies")
     p.add_argument("--dead-letter-file", type=Path, help="JSONL file of rejected messages")
     p.add_argument(
@@ -90,12 +95,22 @@ def config_from_args(args: argparse.Namespace) -> IngestConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from contract.settings import ConfigError, env
     from ingest.service import IngestService
+    from ingest.workers import resolve_workers, run_workers
 
     cfg = config_from_args(args)
     if cfg.metrics_port is not None and cfg.metrics_port < 0:
         import dataclasses
 
         cfg = dataclasses.replace(cfg, metrics_port=None)
+    workers = resolve_workers(args.workers or env("MACHI_INGEST_WORKERS", "1"))
+    if workers > 1:
+        argv = sys.argv[1:]
+        if "ingest" not in argv:
+            raise ConfigError("--workers above 1 needs ingest started as `machi ingest ...`")
+        return run_workers(cfg, workers, argv)
     IngestService(cfg).run_forever()
     return 0
