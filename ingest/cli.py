@@ -65,7 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def config_from_args(args: argparse.Namespace) -> IngestConfig:
     from contract.schema import Limits
     from contract.settings import settings_from_args
-    from ingest.config import IngestConfig
+    from ingest.config import IngestConfig, resolve_workers
 
     settings = settings_from_args(args)
     limits = None
@@ -83,6 +83,7 @@ def config_from_args(args: argparse.Namespace) -> IngestConfig:
         batch_lines=args.batch_lines,
         batch_s=args.batch_seconds,
         writers=args.writers,
+        workers=resolve_workers(args.workers) if args.workers else None,
         gzip=False if args.no_gzip else None,
         dead_letter_file=args.dead_letter_file,
         dead_letter_topic=True if args.dead_letter_topic else None,
@@ -97,20 +98,19 @@ def config_from_args(args: argparse.Namespace) -> IngestConfig:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from contract.settings import ConfigError, env
+    from contract.settings import ConfigError
     from ingest.service import IngestService
-    from ingest.workers import resolve_workers, run_workers
+    from ingest.workers import run_workers
 
     cfg = config_from_args(args)
     if cfg.metrics_port is not None and cfg.metrics_port < 0:
         import dataclasses
 
         cfg = dataclasses.replace(cfg, metrics_port=None)
-    workers = resolve_workers(args.workers or env("MACHI_INGEST_WORKERS", "1"))
-    if workers > 1:
+    if cfg.workers > 1:
         argv = sys.argv[1:]
         if "ingest" not in argv:
             raise ConfigError("--workers above 1 needs ingest started as `machi ingest ...`")
-        return run_workers(cfg, workers, argv)
+        return run_workers(cfg, cfg.workers, argv)
     IngestService(cfg).run_forever()
     return 0

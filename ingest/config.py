@@ -10,11 +10,33 @@ from pathlib import Path
 from contract.schema import Limits
 from contract.settings import ConfigError, Settings, env, env_bool, env_int
 
+MAX_WORKERS = 32
+
+
+def resolve_workers(value: str, cpus: int | None = None) -> int:
+    """``auto`` or a count. ``auto`` is one worker per core beyond the first two, at
+    least one: on 2 cores a second worker competes with Mosquitto and InfluxDB for the
+    same cores and gained nothing (docs/benchmarks.md)."""
+    if value == "auto":
+        n = cpus if cpus is not None else (os.cpu_count() or 1)
+        return max(1, min(MAX_WORKERS, n - 2))
+    try:
+        n = int(value)
+    except ValueError:
+        raise ConfigError(
+            f"--workers/MACHI_INGEST_WORKERS must be 'auto' or a whole number, got {value!r}"
+        ) from None
+    if not 1 <= n <= MAX_WORKERS:
+        raise ConfigError(f"--workers/MACHI_INGEST_WORKERS must be between 1 and {MAX_WORKERS}")
+    return n
+
+
 #: field -> (option names in messages, lowest, highest) of the numeric knobs.
 _BOUNDS: dict[str, tuple[str, float, float]] = {
     "batch_lines": ("--batch-lines/MACHI_INGEST_BATCH_LINES", 1, 1_000_000),
     "batch_s": ("--batch-seconds", 0.001, 3600),
     "writers": ("--writers", 1, 64),
+    "workers": ("--workers/MACHI_INGEST_WORKERS", 1, MAX_WORKERS),
     "max_pending_batches": ("max_pending_batches", 1, 1000),
     "receive_maximum": ("receive_maximum", 1, 65535),
     "metrics_port": ("--metrics-port/MACHI_METRICS_PORT", -1, 65535),
@@ -32,6 +54,8 @@ class IngestConfig:
     batch_lines: int = 5000
     batch_s: float = 1.0
     writers: int = 2
+    # Processes on one shared subscription (ingest/workers.py); 1 = this process alone.
+    workers: int = 1
     max_pending_batches: int = 8
     # MQTT 5 Receive Maximum: how many unacknowledged messages the broker may hand us.
     receive_maximum: int = 20000
@@ -69,6 +93,7 @@ class IngestConfig:
             "shared_group": os.environ.get("MACHI_INGEST_SHARED_GROUP") or None,
             "protocol": env_int("MACHI_MQTT_PROTOCOL", cls.protocol),
             "batch_lines": env_int("MACHI_INGEST_BATCH_LINES", cls.batch_lines),
+            "workers": resolve_workers(env("MACHI_INGEST_WORKERS", str(cls.workers))),
             "dead_letter_file": Path(env("MACHI_DEAD_LETTER_FILE", str(cls.dead_letter_file))),
             "metrics_port": env_int("MACHI_METRICS_PORT", 9464),
             "confirm": env_bool("MACHI_INGEST_CONFIRM", cls.confirm),

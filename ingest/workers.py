@@ -11,7 +11,6 @@ session), the group ``--shared-group`` (default: the client id) and metrics port
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -20,29 +19,11 @@ import time
 from collections.abc import Sequence
 
 from contract.settings import ConfigError
-from ingest.config import IngestConfig
+from ingest.config import IngestConfig, resolve_workers
+
+__all__ = ["resolve_workers", "run_workers", "worker_args"]
 
 log = logging.getLogger("machi.ingest.workers")
-
-MAX_WORKERS = 32
-
-
-def resolve_workers(value: str, cpus: int | None = None) -> int:
-    """``auto`` or a count; ``auto`` is one worker per core beyond the first two, at
-    least one (see docs/benchmarks.md: on 2 cores a second worker competes with
-    Mosquitto and InfluxDB for the same cores)."""
-    if value == "auto":
-        n = cpus if cpus is not None else (os.cpu_count() or 1)
-        return max(1, min(MAX_WORKERS, n - 2))
-    try:
-        n = int(value)
-    except ValueError:
-        raise ConfigError(
-            f"--workers/MACHI_INGEST_WORKERS must be 'auto' or a whole number, got {value!r}"
-        ) from None
-    if not 1 <= n <= MAX_WORKERS:
-        raise ConfigError(f"--workers/MACHI_INGEST_WORKERS must be between 1 and {MAX_WORKERS}")
-    return n
 
 
 def worker_args(cfg: IngestConfig, i: int) -> list[str]:

@@ -43,7 +43,7 @@ from contract.lineprotocol import message_lines
 from contract.schema import Message, encode_message, make_message
 from contract.settings import Settings
 from contract.topics import Topics
-from ingest.workers import resolve_workers
+from ingest.config import resolve_workers
 from machi.servers import Influxd, IngestProcess, Mosquitto
 from machi.simulate import Publisher
 from machi.testing import stored, wait_until

@@ -14,7 +14,7 @@ import pytest
 
 from contract.influx import InfluxV1
 from contract.settings import ConfigError, Settings
-from ingest.workers import resolve_workers
+from ingest.config import resolve_workers
 from machi.servers import Influxd, IngestProcess, Mosquitto
 from machi.simulate import Fleet, Publisher
 from machi.testing import stored_total, wait_until
