@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -152,14 +153,37 @@ def _influx_ceiling(env: Env, lines: list[str], rep: int) -> dict[bool, WriteTri
     return best
 
 
-def _bare_drain(env: Env, msgs: list[Message], run_id: str) -> float:
-    """Messages/s of a bare paho subscriber process draining ``msgs`` as a backlog."""
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a live process and its live descendants."""
+    total = 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return total
+    return total + sum(_tree_cpu(int(k)) for k in kids)
+
+
+def _bare_drain(env: Env, msgs: list[Message], run_id: str) -> tuple[float, float]:
+    """(messages/s, CPU seconds per message) of a bare paho subscriber process draining
+    ``msgs`` as a backlog. Its CPU is that of the draining run minus that of the run
+    that only created the session (start-up, connect, subscribe)."""
     flt = Topics(run_id).telemetry_filter()
     cmd = [sys.executable, "-m", "machi.bench.bare", env.mosq.url, flt, f"{run_id}-bare"]
+    c0 = _children_cpu()
     subprocess.run([*cmd, "0"], check=True, capture_output=True)
+    startup = _children_cpu() - c0
     _publish(env, run_id, msgs)
+    c1 = _children_cpu()
     out = subprocess.run([*cmd, str(len(msgs))], check=True, capture_output=True, text=True)
-    return len(msgs) / float(json.loads(out.stdout)["seconds"])
+    cpu = _children_cpu() - c1 - startup
+    return len(msgs) / float(json.loads(out.stdout)["seconds"]), max(cpu, 0.0) / len(msgs)
 
 
 # -- ingest -------------------------------------------------------------------------------
@@ -194,6 +218,10 @@ class Workers:
         self.proc.spawn()
         for url in self.urls:
             wait_until(partial(_answers, url), bool, timeout=60, every=0.01)
+
+    def cpu(self) -> float:
+        assert self.proc.proc is not None
+        return _tree_cpu(self.proc.proc.pid)
 
     def readings(self) -> float:
         return sum(_metric(u, "machi_ingest_readings_total") for u in self.urls)
@@ -232,8 +260,11 @@ def _publish(env: Env, run_id: str, msgs: list[Message]) -> None:
     pub.close()
 
 
-def _ingest(env: Env, msgs: list[Message], run_id: str, backlog: bool) -> tuple[float, float]:
-    """(readings/s, messages/s) until everything is stored, checked by query after."""
+def _ingest(
+    env: Env, msgs: list[Message], run_id: str, backlog: bool
+) -> tuple[float, float, float]:
+    """(readings/s, messages/s, CPU seconds of ingest per message) until everything is
+    stored, checked by query after."""
     total = sum(len(m.readings) for m in msgs)
     workers = Workers(env, run_id, run_id)
     workers.start()  # creates the persistent sessions and their subscription
@@ -241,19 +272,20 @@ def _ingest(env: Env, msgs: list[Message], run_id: str, backlog: bool) -> tuple[
         workers.stop()
         _publish(env, run_id, msgs)
         workers.spawn_and_wait_up()
-        t0 = time.perf_counter()
+        c0, t0 = workers.cpu(), time.perf_counter()
     else:
-        t0 = time.perf_counter()
+        c0, t0 = workers.cpu(), time.perf_counter()
         _publish(env, run_id, msgs)
     wait_until(workers.readings, lambda n: n >= total, timeout=600, every=0.05)
     elapsed = time.perf_counter() - t0
+    cpu = workers.cpu() - c0
     workers.stop()
     influx = InfluxV1(env.influxd.url, run_id)
     n = stored(influx, "energy_meter")
     influx.close()
     if n != total:
         raise RuntimeError(f"stored {n} readings, expected {total}: data was lost or doubled")
-    return total / elapsed, len(msgs) / elapsed
+    return total / elapsed, len(msgs) / elapsed, cpu / len(msgs)
 
 
 # -- latency ------------------------------------------------------------------------------
@@ -378,15 +410,20 @@ def run(args: argparse.Namespace) -> int:
                     note(f"influx_gzip{gz:d}", t.rate, f"{what}: {t.rate:,.0f} lines/s ({how})")
                 figs.setdefault("influx", []).append(max(t.rate for t in best.values()))
             if todo & {"ceiling", "a"}:
-                rate = _bare_drain(env, msgs_a, f"bare{r}")
-                note("bare", rate, f"bare paho drain: {rate:,.0f} msg/s")
+                rate, cpu = _bare_drain(env, msgs_a, f"bare{r}")
+                figs.setdefault("bare_cpu", []).append(cpu)
+                note(
+                    "bare", rate, f"bare paho drain: {rate:,.0f} msg/s, {cpu * 1e6:.0f} µs CPU/msg"
+                )
             if "a" in todo:
                 for mode in ("backlog", "live"):
-                    _, ma = _ingest(env, msgs_a, f"a{mode}{r}", mode == "backlog")
-                    note(f"a_{mode}", ma, f"(a) 1 reading/msg, {mode}: {ma:,.0f} msg/s")
+                    _, ma, cpu = _ingest(env, msgs_a, f"a{mode}{r}", mode == "backlog")
+                    figs.setdefault(f"a_{mode}_cpu", []).append(cpu)
+                    us = f"{cpu * 1e6:.0f} µs CPU/msg"
+                    note(f"a_{mode}", ma, f"(a) 1 reading/msg, {mode}: {ma:,.0f} msg/s, {us}")
             if "b" in todo:
                 for mode in ("live", "backlog"):
-                    rb, _ = _ingest(env, msgs_b, f"b{mode}{r}", mode == "backlog")
+                    rb, _, _ = _ingest(env, msgs_b, f"b{mode}{r}", mode == "backlog")
                     note(f"b_{mode}", rb, f"(b) 100 readings/msg, {mode}: {rb:,.0f} readings/s")
         lat: list[float] = []
         if "latency" in todo:
@@ -415,6 +452,14 @@ def run(args: argparse.Namespace) -> int:
     row("bare", "ceiling: bare paho drain", "msg/s", None)
     row("a_backlog", "(a) 1 reading/msg, backlog", "msg/s", "bare", ">= 0.5 of bare")
     row("a_live", "(a) 1 reading/msg, live", "msg/s", "bare")
+    if "bare_cpu" in med and "a_backlog_cpu" in med:
+        table.add_row(
+            "CPU per message: bare / ingest (a) backlog",
+            f"{med['bare_cpu'] * 1e6:.0f} / {med['a_backlog_cpu'] * 1e6:.0f} µs",
+            " / ".join(f"{x * 1e6:.0f}" for x in figs["a_backlog_cpu"]),
+            f"{med['bare_cpu'] / med['a_backlog_cpu']:.2f} (bare/ingest)",
+            "",
+        )
     row("b_live", "(b) 100 readings/msg, live", "readings/s", "influx", ">= 0.5 of influx")
     row("b_backlog", "(b) 100 readings/msg, backlog", "readings/s", "influx")
     if lat:
