@@ -63,9 +63,12 @@ class Confirmer:
                 deadlettered=to_ranges(dead.get(device_id, set()) - ok),
             )
             with self._lock:
-                # Never more in flight than the broker accepts (it would disconnect us);
-                # a PUBACK that does not come within a second is not worth stalling for.
-                self._lock.wait_for(lambda: len(self._mids) < self.max_inflight, 1.0)
+                # Never more in flight than the broker accepts (it would disconnect us).
+                # PUBACKs not coming within a second (a dead link) are not worth
+                # stalling the writer for: the rest of this batch goes unconfirmed and
+                # the agents re-send, which is stored idempotently.
+                if not self._lock.wait_for(lambda: len(self._mids) < self.max_inflight, 1.0):
+                    return sent
             info = self.client.publish(
                 self.topics.stored(device_id), encode_confirmation(msg), qos=1
             )
