@@ -202,6 +202,9 @@ class IngestService:
         self.deadletters.close()
         log.info("ingest stopped", extra={"fields": dict(self.counts)})
 
+    def _writers_alive(self) -> bool:
+        return any(t.is_alive() for t in self._threads if t.name.startswith("ingest-writer"))
+
     def _spawn(self, target: Callable[[], None], name: str) -> None:
         t = threading.Thread(target=target, name=name, daemon=True)
         t.start()
@@ -437,6 +440,10 @@ class IngestService:
                 return
             except queue.Full:
                 if self._stop.is_set() or (deadline is not None and time.monotonic() > deadline):
+                    return
+                if self._draining.is_set() and (deadline is None or not self._writers_alive()):
+                    # Stopping: new batches need not be stored, and with every writer
+                    # gone (InfluxDB down) nothing will make room.
                     return
 
     def _timer_loop(self) -> None:

@@ -31,7 +31,11 @@ def test_resolve_workers() -> None:
 
 
 def _metric(port: int, name: str) -> float:
-    for row in httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text.splitlines():
+    try:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+    except httpx.HTTPError:
+        return 0.0  # not up yet
+    for row in text.splitlines():
         if row.startswith(name + " "):
             return float(row.split()[-1])
     return 0.0
@@ -70,4 +74,4 @@ def test_two_workers_store_everything_once_and_stop_on_sigterm(
     assert time.monotonic() - t <= 10
     for p in ports:  # the workers are gone too
         with pytest.raises(httpx.HTTPError):
-            httpx.get(f"http://127.0.0.1:{p}/metrics", timeout=1)
+            httpx.get(f"http://127.0.0.1:{p}/metrics", timeout=1).raise_for_status()
