@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     if args.print_config:
         return print_config(opts)
     cfg = opts.api_config()
-    app = create_app(settings_of(opts), cfg, opts.kpi_config())
+    app = create_app(settings_of(opts), cfg, opts.kpi_config(), opts.alerts_db)
     if opts.rollups:
         influx = _influx(args)
         try:

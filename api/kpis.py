@@ -18,7 +18,7 @@ from typing import Any
 from api import rollups
 from api.config import KpiConfig
 from api.green import GreenPlan, per_meter, swap_fixed
-from contract.events import ALERT_TYPES, BUS_ARRIVAL, CARE_ALERT, INGEST_STATS
+from contract.events import ALERT_STATE, ALERT_TYPES, BUS_ARRIVAL, CARE_ALERT, INGEST_STATS
 from contract.ids import check_id
 from contract.influx import InfluxError, InfluxV1, quote_ident, quote_str
 from contract.rules import THEMES
@@ -320,6 +320,7 @@ class KpiEngine:
                 "Wearables with a reading in the window / wearables known to the database",
             ),
         ]
+        kpis.append(self.alerts_ack_p90(w))
         notes = []
         k = self.config.care_k
         if residents < k:
@@ -332,6 +333,32 @@ class KpiEngine:
                 f"care figures over fewer than k={k} residents are suppressed and not returned"
             )
         return ThemeResult("care", iso(w.start), iso(w.end), w.site, kpis, notes)
+
+    def alerts_ack_p90(self, w: Window) -> Kpi:
+        """``alerts_ack_p90_s`` from ``alert_state`` (written by ``machi alerts run``): care
+        alerts only; withheld, like every care figure, when the acknowledged alerts come
+        from fewer than k residents."""
+        cond = f'{w.where()} AND "type" =~ /^({"|".join(ALERT_TYPES)})$/'
+        res = self.run(
+            [
+                f"SELECT PERCENTILE(ack_s, 90) FROM {ALERT_STATE} WHERE {cond}",
+                f"SELECT COUNT(a) FROM (SELECT MAX(ack_s) AS a FROM {ALERT_STATE} "
+                f"WHERE {cond} GROUP BY device_id)",
+            ]
+        )
+        kpi = self._kpi(
+            w,
+            "alerts_ack_p90_s",
+            self.scalar(res[0]),
+            "s",
+            "90th percentile of the time from opening to acknowledgement of care alerts "
+            "opened in the window (acknowledged ones)",
+        )
+        k = self.config.care_k
+        if (self.scalar(res[1]) or 0.0) < k:
+            kpi.value, kpi.suppressed = None, True
+            kpi.note = f"suppressed: acknowledged alerts of fewer than k={k} residents"
+        return kpi
 
     def transit(self, w: Window) -> ThemeResult:
         where = w.where()

@@ -15,6 +15,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from api import queries
+from api.alert_store import AlertStoreHandle
 from api.audit import AuditLog
 from api.auth import ANONYMOUS, KeyStore, Principal
 from api.cache import TtlCache
@@ -35,8 +36,11 @@ _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key
 class Api:
     """State shared by the routes: InfluxDB client, KPI engine, keys, audit, cache."""
 
-    def __init__(self, settings: Settings, cfg: ApiConfig, kpi_cfg: KpiConfig) -> None:
+    def __init__(
+        self, settings: Settings, cfg: ApiConfig, kpi_cfg: KpiConfig, alerts_db: str | None = None
+    ) -> None:
         self.settings = settings
+        self.alert_store = AlertStoreHandle(alerts_db)
         self.cfg = cfg
         self.influx = InfluxV1.from_settings(settings, timeout=10.0)
         self.engine = KpiEngine(self.influx, kpi_cfg)

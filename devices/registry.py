@@ -31,8 +31,8 @@ from contract.ids import check_id
 from contract.schema import KINDS
 from devices.hashing import hash_secret, new_secret, parse_hash
 
-ROLES = ("device", "agent", "ingest", "events", "api")
-SERVICE_ROLES = ("ingest", "events", "api")
+ROLES = ("device", "agent", "ingest", "events", "api", "alerts")
+SERVICE_ROLES = ("ingest", "events", "api", "alerts")
 FORMAT_VERSION = 1
 
 

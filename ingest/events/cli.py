@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
         rules,
         schedule,
         EventsOptions(client_id=opts.client_id, radius_m=opts.radius_m),
+        opts.device_rules(),
     )
     done = threading.Event()
 

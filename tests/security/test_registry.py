@@ -178,3 +178,9 @@ def test_cli_add_list_revoke_export(tmp_path: Path, capsys: pytest.CaptureFixtur
     bad = ["export", "--passwd", str(passwd), "--acl", str(acl), "--topic-prefix", "a/#"]
     assert main([*reg, *bad]) == 1
     assert "topic prefix" in capsys.readouterr().err
+
+
+def test_alerts_account_reads_the_alert_stream_only() -> None:
+    reg = Registry()
+    reg.add("alerts-a", role="alerts")
+    assert _acl_blocks(acl_file(reg, T))["alerts-a"] == ["topic read city/v1/alerts/+/+"]
