@@ -6,7 +6,9 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from contract.options import add_options
 from contract.settings import add_connection_args
+from portal.options import PortalOptions
 
 if TYPE_CHECKING:
     from contract.influx import InfluxV1
@@ -44,6 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="do not create the green rollup CQs at start-up (KPIs then read raw points)",
     )
+    add_options(p, PortalOptions)  # the residents' page (portal/options.py)
     p.set_defaults(func=run)
     actions = p.add_subparsers(dest="action", metavar="ACTION")
     setup = actions.add_parser(
@@ -125,8 +128,12 @@ def run(args: argparse.Namespace) -> int:
     from api.app import create_app
     from api.config import ApiConfig, KpiConfig
     from contract.influx import InfluxError
+    from contract.options import load_options, print_config
     from contract.settings import settings_from_args
 
+    portal = load_options(PortalOptions, args)
+    if args.print_config:
+        return print_config(portal)
     settings = settings_from_args(args)
     cfg = ApiConfig.from_env(
         host=args.host,
@@ -149,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
             )
         finally:
             influx.close()
-    app = create_app(settings, cfg, KpiConfig.from_env())
+    app = create_app(settings, cfg, KpiConfig.from_env(), portal)
     if not len(app.state.api.keys) and not cfg.anonymous:
         print(
             "machi api: no API keys configured and anonymous access is off, so every request "
