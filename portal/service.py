@@ -146,16 +146,17 @@ class Portal:
         category = fields.get("category") or None
         raw = fields.get("text", "")
 
+        # Kept as sent, bounded; NUL (which PostgreSQL text cannot hold) made visible.
+        kept = raw[: MAX_TEXT * 2].replace("\x00", "\ufffd")
+
         def refuse(reason: str, message: str) -> FeedbackError:
-            self.store.add(theme, district, None, lang, raw[: MAX_TEXT * 2], "refused", reason)
+            self.store.add(theme, district, None, lang, kept, "refused", reason)
             self.outcomes.labels(reason).inc()
             return FeedbackError(422, message)
 
         if fields.get("website"):
             # A bot filled the hidden field. It is told nothing it could learn from.
-            self.store.add(
-                theme, district, category, lang, raw[: MAX_TEXT * 2], "refused", "honeypot"
-            )
+            self.store.add(theme, district, None, lang, kept, "refused", "honeypot")
             self.outcomes.labels("honeypot").inc()
             return Submitted(0, theme, lang, page)
         try:

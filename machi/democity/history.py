@@ -64,7 +64,7 @@ def write_history(
                 )
         elif d.kind == "bus":
             route = getattr(d, "route", None)
-            route_id = getattr(route, "route_id", None) or getattr(d, "route_id", "R1")
+            route_id = str(getattr(route, "route_id", None) or getattr(d, "route_id", "R1"))
             at = start_ms + rng.randrange(0, 1_200_000)
             while at < end_ms:
                 stop = f"S{rng.randrange(8)}"
