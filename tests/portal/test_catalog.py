@@ -6,9 +6,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-from urllib.parse import urlsplit
-
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
