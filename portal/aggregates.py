@@ -176,9 +176,14 @@ class Snapshot:
         }
         return hashlib.sha256(json.dumps(doc, default=str).encode()).hexdigest()[:32]
 
-    def latest(self, theme: str, site: str | None) -> tuple[Period, Cell] | None:
-        """The most recent day with figures shown (today first, if it has any)."""
+    def latest(
+        self, theme: str, site: str | None, complete: bool = False
+    ) -> tuple[Period, Cell] | None:
+        """The most recent day with figures shown (today first, if it has any, unless
+        ``complete`` asks for a finished day)."""
         for p in reversed(self.days):
+            if complete and not p.complete(self.made_at):
+                continue
             c = self.cell(theme, p, site)
             if c is not None and c.shown and any(v is not None for v in c.values.values()):
                 return p, c

@@ -220,10 +220,13 @@ class Renderer:
                 )
             )
         targets = []
+        # Targets compare whole days (a day so far is not comparable with a baseline day),
+        # falling back to today only when no finished day has figures yet.
+        final = snap.latest(theme, site, complete=True) or latest
         for tg in self.targets.targets:
             if tg.theme != theme:
                 continue
-            value = latest[1].value(tg.kpi) if latest else None
+            value = final[1].value(tg.kpi) if final else None
             prog = tg.progress(value)
             targets.append(
                 {
@@ -235,6 +238,7 @@ class Renderer:
                     "target_year": tg.target_year,
                     "pct": None if prog is None else round(prog.share * 100),
                     "key": f"{theme}.{tg.kpi}",
+                    "period": self._period_label(final[0], lang, snap.made_at) if final else "",
                 }
             )
         chart_kpi = next(k for k in theme_kpis(theme) if k.chart)

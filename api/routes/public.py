@@ -29,7 +29,11 @@ from portal.page import STATIC, FormState, page_path
 from portal.service import FeedbackError, Portal
 from portal.strings import THEMES_PUBLIC, t
 
-_STATIC_TYPES = {".css": "text/css; charset=utf-8", ".html": "text/html; charset=utf-8"}
+_STATIC_TYPES = {
+    ".css": "text/css; charset=utf-8",
+    ".html": "text/html; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
 MAX_FORM_BYTES = 16 * 1024
 
 

@@ -31,7 +31,7 @@ SAMPLE_TARGETS = Path(__file__).resolve().parents[2] / "portal" / "samples" / "t
 SMALL_DISTRICT = "minato"
 
 
-def test_fleet() -> Fleet:
+def city_fleet() -> Fleet:
     """The demo fleet (12 meters, 30 wearables in 3 districts, the GTFS buses) plus 4
     wearables in a district with too few residents to publish."""
     fleet = build_fleet(meters=12, wearables=30)
@@ -52,7 +52,7 @@ def city(influx: InfluxV1) -> InfluxV1:
     now = datetime.now(UTC)
     start = history_start(now)
     write_history(
-        influx, test_fleet(), int(start.timestamp() * 1000), int(now.timestamp() * 1000) - 60_000
+        influx, city_fleet(), int(start.timestamp() * 1000), int(now.timestamp() * 1000) - 60_000
     )
     return influx
 
