@@ -21,11 +21,12 @@ from machi.democity.history import write_history
 from machi.simulate import Fleet, make_wearable
 from portal.aggregates import TZ
 from portal.options import PortalOptions
+from portal.samples import SAMPLE_TARGETS as PORTAL_SAMPLE_TARGETS
 
 PUBLIC = "public-key-0123456789"
 OPERATOR = "operator-key-0123456789"
 KEYS = f"{PUBLIC}:public,{OPERATOR}:operator"
-SAMPLE_TARGETS = Path(__file__).resolve().parents[2] / "portal" / "samples" / "targets.toml"
+SAMPLE_TARGETS = PORTAL_SAMPLE_TARGETS
 
 #: Districts of the test city's care residents: 10 in each of three, 4 in minato.
 SMALL_DISTRICT = "minato"
