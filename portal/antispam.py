@@ -1,9 +1,10 @@
 """Simple spam resistance for the feedback form: signed fill-time tokens and rate limits.
 
-The form carries a token ``<issued ms>.<hmac>`` signed with a server key; a submission
-whose token is missing, forged, older than ``max_age_s`` or younger than ``min_fill_s``
-(a bot posts at once) is refused. The per-client limit is a sliding window in memory
-(one process; behind a proxy the client is the proxy unless uvicorn trusts its headers).
+The form carries a token ``<issued ms>.<nonce>.<hmac>`` signed with a server key, fresh
+in every page served; a submission whose token is missing, forged, already used, older
+than ``max_age_s`` or younger than ``min_fill_s`` (a bot posts at once) is refused.
+The per-client limit is a sliding window in memory (one process; behind a proxy the
+client is the proxy unless uvicorn trusts its headers).
 """
 
 from __future__ import annotations
@@ -35,29 +36,42 @@ class FormTokens:
         self.min_fill_s = min_fill_s
         self.max_age_s = max_age_s
         self.clock = clock
+        self._used: dict[str, float] = {}  # nonce -> when its token expires anyway
+        self._lock = threading.Lock()
 
-    def _sign(self, issued_ms: int, scope: str) -> str:
-        msg = f"{issued_ms}|{scope}".encode()
+    def _sign(self, issued_ms: int, nonce: str, scope: str) -> str:
+        msg = f"{issued_ms}|{nonce}|{scope}".encode()
         return hmac.new(self.key, msg, hashlib.sha256).hexdigest()[:32]
 
     def issue(self, scope: str) -> str:
         """A token for a form about ``scope`` (the theme), issued now."""
         ms = int(self.clock() * 1000)
-        return f"{ms}.{self._sign(ms, scope)}"
+        nonce = secrets.token_hex(6)
+        return f"{ms}.{nonce}.{self._sign(ms, nonce, scope)}"
 
     def check(self, token: str, scope: str) -> None:
-        issued, _, mac = token.partition(".")
+        """Accept a token once; TokenError says what the resident should do."""
+        issued, _, rest = token.partition(".")
+        nonce, _, mac = rest.partition(".")
         if (
             not issued.isdigit()
             or len(issued) > 16
-            or not hmac.compare_digest(mac.encode(), self._sign(int(issued), scope).encode())
+            or len(nonce) != 12
+            or not hmac.compare_digest(mac.encode(), self._sign(int(issued), nonce, scope).encode())
         ):
             raise TokenError("the form is not valid: reload the page and write again")
-        age = self.clock() - int(issued) / 1000
+        now = self.clock()
+        age = now - int(issued) / 1000
         if age < self.min_fill_s:
             raise TokenError("the form was sent too quickly: wait a few seconds and send again")
         if age > self.max_age_s:
             raise TokenError("the form has expired: reload the page and send again")
+        with self._lock:
+            if nonce in self._used:
+                raise TokenError("this form was already sent: reload the page to write again")
+            self._used[nonce] = int(issued) / 1000 + self.max_age_s
+            if len(self._used) > 10_000:  # forget nonces whose tokens have expired anyway
+                self._used = {n: exp for n, exp in self._used.items() if exp > now}
 
 
 class RateLimiter:

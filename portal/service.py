@@ -26,6 +26,9 @@ from portal.targets import load_targets
 
 __all__ = ["FeedbackError", "Portal", "Submitted", "clean_text"]
 
+#: Stand-ins for the form tokens in a cached page (tokens are [0-9a-f.], never escaped).
+_PLACEHOLDERS: Final = {th: f"@@form-token-{th}@@" for th in THEMES_PUBLIC}
+
 #: Characters a comment may contain besides printable ones.
 _ALLOWED_CONTROLS: Final = {"\n", "\t"}
 
@@ -83,6 +86,7 @@ class Portal:
         self.limiter = RateLimiter(opts.feedback_per_client, opts.feedback_window_s)
         self.renderer = Renderer(opts.portal_title, self.targets)
         self.nonce = secrets.token_hex(4)  # tells page ETags of two processes apart
+        self._rendered: dict[tuple[str, str | None, str], tuple[str, str]] = {}
         self.outcomes = Counter(
             "machi_portal_feedback_total",
             "feedback submissions by outcome",
@@ -104,17 +108,36 @@ class Portal:
     # -- pages ----------------------------------------------------------------------
 
     def page_tag(self, snap: Snapshot, lang: str, site: str | None, extra: str = "") -> str:
-        """A weak validator of a page: data, moderated feedback, language, district."""
-        bucket = int(self.tokens.clock() // 3600)  # the form tokens last hours, not days
-        raw = f"{snap.etag}|{self.nonce}|{self.store.version}|{lang}|{site}|{bucket}|{extra}"
+        """A weak validator of a page: data, moderated feedback, language, district (the
+        form tokens differ in every response; they are not part of it)."""
+        raw = f"{snap.etag}|{self.nonce}|{self.store.version}|{lang}|{site}|{extra}"
         return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
     def render(
         self, snap: Snapshot, lang: str, site: str | None, form: FormState | None = None
     ) -> str:
+        """The page rendered now, with fresh form tokens."""
+        return self._tokens_in(self._render(snap, lang, site, form))
+
+    def page(self, snap: Snapshot, lang: str, site: str | None, sent: str | None) -> bytes:
+        """The page for a GET: rendered once per validator, fresh form tokens each time."""
+        tag = self.page_tag(snap, lang, site, sent or "")
+        key = (lang, site, sent or "")
+        hit = self._rendered.get(key)
+        if hit is None or hit[0] != tag:
+            form = FormState(sent, sent=True) if sent else None
+            hit = (tag, self._render(snap, lang, site, form))
+            self._rendered[key] = hit
+        return self._tokens_in(hit[1]).encode()
+
+    def _render(self, snap: Snapshot, lang: str, site: str | None, form: FormState | None) -> str:
         feedback = {th: self.store.published(th, site) for th in THEMES_PUBLIC}
-        tokens = {th: self.tokens.issue(th) for th in THEMES_PUBLIC}
-        return self.renderer.page(snap, lang, site, feedback, tokens, form)
+        return self.renderer.page(snap, lang, site, feedback, _PLACEHOLDERS, form)
+
+    def _tokens_in(self, html: str) -> str:
+        for th, mark in _PLACEHOLDERS.items():
+            html = html.replace(mark, self.tokens.issue(th))
+        return html
 
     # -- feedback -------------------------------------------------------------------
 

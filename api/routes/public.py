@@ -48,9 +48,11 @@ def _cached(
     modified: datetime,
     tag: str | None = None,
     max_age: int = 60,
+    weak: bool = False,
 ) -> Response:
-    """200 with ETag/Last-Modified, or 304 when the client's If-None-Match matches."""
-    etag = f'"{tag or hashlib.sha256(body).hexdigest()[:32]}"'
+    """200 with ETag/Last-Modified, or 304 when the client's If-None-Match matches
+    (weak comparison, as RFC 9110 asks for If-None-Match)."""
+    etag = ("W/" if weak else "") + f'"{tag or hashlib.sha256(body).hexdigest()[:32]}"'
     headers = {
         "ETag": etag,
         "Last-Modified": _http_date(modified),
@@ -59,7 +61,7 @@ def _cached(
     seen = [
         v.strip().removeprefix("W/") for v in request.headers.get("if-none-match", "").split(",")
     ]
-    if etag in seen or "*" in seen:
+    if etag.removeprefix("W/") in seen or "*" in seen:
         return Response(status_code=304, headers=headers)
     return Response(body, media_type=media_type, headers=headers)
 
@@ -108,13 +110,15 @@ def build(api: Api, opts: PortalOptions | None = None) -> APIRouter:
             return html(
                 404, portal.renderer.simple(lang, t(lang, "not_found"), t(lang, "not_found"))
             )
-        form = FormState(sent, sent=True) if sent in THEMES_PUBLIC else None
-        tag = portal.page_tag(snap, lang, site, form.theme if form else "")
-        seen = request.headers.get("if-none-match", "")
-        if f'"{tag}"' in seen:
-            return _cached(request, b"", "text/html", snap.made_at, tag)
-        body = portal.render(snap, lang, site, form).encode()
-        resp = _cached(request, body, "text/html; charset=utf-8", snap.made_at, tag, max_age=0)
+        theme = sent if sent in THEMES_PUBLIC else None
+        tag = portal.page_tag(snap, lang, site, theme or "")
+        # Browsers keep no copy (no-store): every page carries fresh single-use form
+        # tokens. Clients that send If-None-Match (monitors, crawlers) still get 304.
+        body = b"" if f'"{tag}"' in request.headers.get("if-none-match", "") else None
+        if body is None:
+            body = portal.page(snap, lang, site, theme)
+        resp = _cached(request, body, "text/html; charset=utf-8", snap.made_at, tag, weak=True)
+        resp.headers["Cache-Control"] = "no-store"
         resp.headers["Content-Language"] = lang
         return resp
 

@@ -193,12 +193,28 @@ def test_too_fast_and_honeypot(settings: Settings, city: InfluxV1, tmp_path: Pat
 def test_a_flood_gets_429(settings: Settings, city: InfluxV1, tmp_path: Path) -> None:
     with make_client(settings, tmp_path, portal_options(tmp_path, feedback_per_client=3)) as c:
         wait_ready(c)
-        token = _token(c.get("/").text, "care")
+        tokens = [_token(c.get("/en/").text, "care") for _ in range(6)]
+        assert len(set(tokens)) == 6  # every page carries fresh tokens
         time.sleep(0.35)
         codes = []
-        for i in range(6):
+        for i, token in enumerate(tokens):
             data = {"theme": "care", "lang": "en", "token": token, "text": f"comment {i}"}
             codes.append(c.post("/feedback", data=data, follow_redirects=False))
         assert [r.status_code for r in codes] == [303, 303, 303, 429, 429, 429]
         assert int(codes[3].headers["retry-after"]) >= 1
         assert len(c.get("/v1/feedback", headers=OP).json()["items"]) == 3
+
+
+def test_a_token_works_once(client: TestClient) -> None:
+    token = _token(client.get("/").text, "green")
+    time.sleep(0.35)
+    data = {"theme": "green", "lang": "ja", "token": token, "text": "一度目"}
+    assert client.post("/feedback", data=data, follow_redirects=False).status_code == 303
+    again = client.post("/feedback", data=data | {"text": "二度目"}, follow_redirects=False)
+    assert again.status_code == 422 and "already sent" in again.text
+    # ...and a token of one theme does not post to another.
+    other = _token(client.get("/").text, "care")
+    time.sleep(0.35)
+    r = client.post("/feedback", data=data | {"token": other}, follow_redirects=False)
+    assert r.status_code == 422 and "not valid" in r.text
+    assert [i["text"] for i in client.get("/v1/feedback", headers=OP).json()["items"]] == ["一度目"]
