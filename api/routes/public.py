@@ -15,7 +15,7 @@ from email.utils import format_datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
 from api.auth import Principal
@@ -154,7 +154,7 @@ def build(api: Api, opts: PortalOptions | None = None) -> APIRouter:
 
     # -- open data ------------------------------------------------------------------
 
-    @router.get("/open-data/catalog.jsonld", tags=["open data"])
+    @router.get("/open-data/catalog.jsonld", include_in_schema=False)
     def dcat(request: Request) -> Response:
         """The DCAT catalog (JSON-LD) that CKAN and data.go.jp-style portals harvest."""
         snap = snapshot("en")
@@ -163,19 +163,19 @@ def build(api: Api, opts: PortalOptions | None = None) -> APIRouter:
         body = json.dumps(doc, ensure_ascii=False, indent=1).encode()
         return _cached(request, body, "application/ld+json", snap.made_at)
 
-    @router.get("/open-data/dictionary.csv", tags=["open data"])
+    @router.get("/open-data/dictionary.csv", include_in_schema=False)
     def dictionary(request: Request) -> Response:
         """Every column of the tables: key, Japanese and English labels, unit, definition."""
         snap = snapshot("en")
         return _cached(request, dictionary_csv(), "text/csv; charset=utf-8", snap.made_at)
 
-    @router.get("/open-data/dictionary.json", tags=["open data"])
+    @router.get("/open-data/dictionary.json", include_in_schema=False)
     def dictionary_json(request: Request) -> Response:
         snap = snapshot("en")
         body = json.dumps(dictionary_rows(), ensure_ascii=False).encode()
         return _cached(request, body, "application/json", snap.made_at)
 
-    @router.get("/open-data/{theme}-{kind}.{ext}", tags=["open data"])
+    @router.get("/open-data/{theme}-{kind}.{ext}", include_in_schema=False)
     def table(request: Request, theme: str, kind: str, ext: str) -> Response:
         """A theme's daily or weekly aggregates per district, CSV (UTF-8) or JSON."""
         if (
@@ -241,6 +241,7 @@ def build(api: Api, opts: PortalOptions | None = None) -> APIRouter:
 def _moderation(api: Api, portal: Portal) -> APIRouter:
     router = APIRouter(prefix="/v1/feedback", tags=["feedback moderation"])
     Operator = Annotated[Principal, Depends(api.require("operator"))]
+    ItemId = Annotated[int, Path(ge=1, le=2**31 - 1, description="feedback item id")]
 
     def audit(who: Principal, action: str, **what: Any) -> None:
         api.audit.record(who.key_id, who.scope, action, **what)
@@ -266,18 +267,18 @@ def _moderation(api: Api, portal: Portal) -> APIRouter:
         return {"items": [i.as_dict() for i in items], "counts": portal.store.counts()}
 
     @router.get("/{item_id}")
-    def get_feedback(who: Operator, item_id: int) -> dict[str, Any]:
+    def get_feedback(who: Operator, item_id: ItemId) -> dict[str, Any]:
         audit(who, "feedback.get", id=item_id)
         return found(portal.store.get(item_id), item_id)
 
     @router.post("/{item_id}/publish")
-    def publish(who: Operator, item_id: int) -> dict[str, Any]:
+    def publish(who: Operator, item_id: ItemId) -> dict[str, Any]:
         """Show the item (and its reply, if any) on the page."""
         audit(who, "feedback.publish", id=item_id)
         return found(portal.store.moderate(item_id, "published", who.key_id), item_id)
 
     @router.post("/{item_id}/reject")
-    def reject(who: Operator, item_id: int) -> dict[str, Any]:
+    def reject(who: Operator, item_id: ItemId) -> dict[str, Any]:
         """Never show the item (it is kept)."""
         audit(who, "feedback.reject", id=item_id)
         return found(portal.store.moderate(item_id, "rejected", who.key_id), item_id)
@@ -285,7 +286,7 @@ def _moderation(api: Api, portal: Portal) -> APIRouter:
     @router.post("/{item_id}/answer")
     def answer(
         who: Operator,
-        item_id: int,
+        item_id: ItemId,
         reply: Annotated[str, Body(embed=True, min_length=1, max_length=4000)],
     ) -> dict[str, Any]:
         """Set the city's reply (shown once the item is published)."""
