@@ -1,9 +1,10 @@
 """The residents' page in a real browser: Debian's Chromium driven by Playwright, against
 ``machi api`` (uvicorn, a real process) over a real influxd holding days of demo-city
-history. Screenshots go to the folder printed at the start (under pytest's tmp)."""
+history. Screenshots go to .machi/screenshots/portal/ (the path is printed)."""
 
 from __future__ import annotations
 
+import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -61,8 +62,11 @@ def server(influxd: Influxd, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 
 @pytest.fixture(scope="module")
-def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("portal-screenshots")
+def shots() -> Path:
+    """``.machi/screenshots/portal`` in the checkout, emptied first (kept for a look)."""
+    folder = ROOT / ".machi" / "screenshots" / "portal"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
     print(f"\nportal screenshots: {folder}")
     return folder
 
