@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0915 -- a linear script re
             env={"MACHI_API_KEYS": f"{api_key}:operator",
                  "MACHI_API_AUDIT_LOG": str(work / "audit.jsonl"),
                  # The residents' page: recomputed often so the backfill shows up soon.
-                 "MACHI_PORTAL_REFRESH_S": "10",
+                 "MACHI_PORTAL_REFRESH_S": "10", "MACHI_PORTAL_RECHECK_S": "0",
                  "MACHI_PORTAL_TARGETS": str(SAMPLE_TARGETS),
                  "MACHI_PORTAL_FEEDBACK_DB": f"sqlite:///{(work / 'feedback.db').resolve()}"},
         )  # fmt: skip
@@ -106,10 +106,9 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0915 -- a linear script re
             started.append(proc)
         console.print(f"  ingest     metrics {ingest.metrics_url}")
         console.print(f"  KPI API    {api.url}/docs  (operator key: {api_key})")
-        console.print(
-            f"  [bold]residents' page[/]  {api.url}/  (English: {api.url}/en/, "
-            f"open data: {api.url}/open-data/catalog.jsonld)"
-        )
+        console.print(f"  [bold]residents' page[/] {api.url}/")
+        console.print(f"             English {api.url}/en/")
+        console.print(f"           open data {api.url}/open-data/catalog.jsonld")
         settings = Settings(
             mqtt_url=mosq.url, influx_url=influxd.url, influx_db=db, topic_prefix=prefix
         )
@@ -161,6 +160,7 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0915 -- a linear script re
                 sim.join(30)
         # Let the last batch land before reporting.
         time.sleep(2.5)
+        reported = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         influx = InfluxV1(influxd.url, db)
         console.print("\n[bold]Stored in InfluxDB[/]")
         for m in ("energy_meter", "wearable", "bus"):
@@ -183,7 +183,7 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0915 -- a linear script re
         kpis = fetch_kpis(api.url, api_key, start=start, end=end)
         console.print(format_kpis(kpis), markup=False, highlight=False)
         console.print(f"\n[bold]Residents' page[/] {api.url}/ shows (city, latest day):")
-        console.print(format_portal(api.url), markup=False, highlight=False)
+        console.print(format_portal(api.url, since=reported), markup=False, highlight=False)
     except KeyboardInterrupt:
         console.print("interrupted")
     finally:

@@ -57,10 +57,10 @@ TZ = ZoneInfo("Asia/Tokyo")
 #: ``compute(theme, start, end, site)`` -> the API's theme answer (``ThemeResult.as_dict``).
 Compute = Callable[[str, datetime, datetime, str | None], dict[str, Any]]
 
-#: A period's figures are final this long after it ends (late data has landed); final
-#: figures are reused between rounds, for at most FINAL_REUSE.
+#: A period's figures count as final this long after it ends; final figures are reused
+#: between rounds for ``recheck`` (late data, e.g. an edge outbox draining after an
+#: outage, shows up within that) and then computed again.
 SETTLE = timedelta(hours=1)
-FINAL_REUSE = timedelta(hours=6)
 
 
 @dataclass(frozen=True)
@@ -205,6 +205,7 @@ class Builder:
         weeks: int,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         k: int = PUBLIC_CARE_K,
+        recheck: timedelta = timedelta(minutes=30),
     ) -> None:
         if k < PUBLIC_CARE_K:
             raise ValueError(f"the public care k cannot go below {PUBLIC_CARE_K}")
@@ -214,12 +215,13 @@ class Builder:
         self.weeks = weeks
         self.clock = clock
         self.k = k
+        self.recheck = recheck
         self._final: dict[tuple[str, datetime, datetime, str | None], tuple[datetime, dict]] = {}
 
     def _answer(self, theme: str, p: Period, site: str | None, now: datetime) -> Cell:
         key = (theme, p.start, p.end, site)
         hit = self._final.get(key)
-        if hit is not None and now - hit[0] < FINAL_REUSE:
+        if hit is not None and now - hit[0] < self.recheck:
             at, values = hit
         else:
             ans = self.compute(theme, p.start, p.end, site)

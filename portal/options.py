@@ -36,6 +36,13 @@ class PortalOptions(Options):
         help="seconds between recomputations of the public aggregates",
         ge=1,
     )
+    portal_recheck_s: float = option(
+        1800.0,
+        env="MACHI_PORTAL_RECHECK_S",
+        help="seconds a finished period's figures are reused before they are computed "
+        "again (late data shows up within this; 0 = every round)",
+        ge=0,
+    )
     portal_base_url: str = option(
         "",
         env="MACHI_PORTAL_BASE_URL",

@@ -12,6 +12,7 @@ import secrets
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter
@@ -75,7 +76,13 @@ class Portal:
     ) -> None:
         self.opts = opts
         self.targets = load_targets(opts.portal_targets)
-        self.builder = Builder(compute, sites, opts.portal_days, opts.portal_weeks)
+        self.builder = Builder(
+            compute,
+            sites,
+            opts.portal_days,
+            opts.portal_weeks,
+            recheck=timedelta(seconds=opts.portal_recheck_s),
+        )
         self.refresher = Refresher(self.builder, opts.portal_refresh_s)
         self.store = FeedbackStore(opts.feedback_db)
         secret = opts.feedback_secret

@@ -71,7 +71,7 @@ def build(api: Api, opts: PortalOptions | None = None) -> APIRouter:
         return api.engine.theme(theme, Window(start, end, site)).as_dict()
 
     portal = Portal(opts or PortalOptions(), compute, api.site_ids, api.registry)
-    api.portal = portal  # for tests and the benchmark
+    api.portal = portal  # reachable from the app (tests read its snapshot)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -70,9 +70,10 @@ def format_kpis(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def format_portal(api_url: str, wait_s: float = 30.0) -> str:
+def format_portal(api_url: str, since: str = "", wait_s: float = 60.0) -> str:
     """The city's newest published day per theme, as the residents' page shows it
-    (read from its open data, which carries the same figures)."""
+    (read from its open data, which carries the same figures), from a snapshot
+    computed at or after ``since`` (RFC 3339 UTC) if one comes within ``wait_s``."""
     from portal.strings import THEMES_PUBLIC, kpi_label, theme_kpis, unit
 
     deadline = time.monotonic() + wait_s
@@ -83,7 +84,8 @@ def format_portal(api_url: str, wait_s: float = 30.0) -> str:
             rows = r.json()["rows"] if r.status_code == 200 else []
             city = [x for x in rows if x["district"] == "" and not x["suppressed"]]
             city = [x for x in city if any(x[k.id] for k in theme_kpis(theme))]
-            if city or time.monotonic() > deadline:
+            fresh = bool(rows) and min(x["computed_at"] for x in rows) >= since
+            if (city and fresh) or time.monotonic() > deadline:
                 break
             time.sleep(1)
         if not city:
