@@ -113,5 +113,13 @@ def test_final_figures_are_reused_and_k_has_a_floor() -> None:
     b.build()
     # Only today and this week (3 cells each for 3 themes) are computed again.
     assert city.calls - first == 3 * 2 * 3
+    # Late data (a backfill, an outbox draining) lands in "final" days: with no
+    # reuse every round computes everything again.
+    again = City({"a": 10, "b": 10})
+    b0 = Builder(again.compute, lambda: ["a", "b"], 3, 1, clock=lambda: NOW, recheck=timedelta(0))
+    b0.build()
+    once = again.calls
+    b0.build()
+    assert again.calls == 2 * once
     with pytest.raises(ValueError, match="cannot go below 10"):
         Builder(city.compute, lambda: [], 3, 1, k=5)
