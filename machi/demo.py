@@ -97,7 +97,8 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0915 -- a linear script re
             env={"MACHI_API_KEYS": f"{api_key}:operator",
                  "MACHI_API_AUDIT_LOG": str(work / "audit.jsonl"),
                  # The residents' page: recomputed often so the backfill shows up soon.
-                 "MACHI_PORTAL_REFRESH_S": "10", "MACHI_PORTAL_RECHECK_S": "0",
+                 "MACHI_PORTAL_REFRESH_S": "10", "MACHI_PORTAL_RECHECK_S": "60",
+                 "MACHI_PORTAL_DAYS": "3", "MACHI_PORTAL_WEEKS": "2",
                  "MACHI_PORTAL_TARGETS": str(SAMPLE_TARGETS),
                  "MACHI_PORTAL_FEEDBACK_DB": f"sqlite:///{(work / 'feedback.db').resolve()}"},
         )  # fmt: skip

@@ -366,6 +366,7 @@ class Refresher:
                     "public aggregates refresh failed; serving the previous snapshot",
                     extra={"fields": {"error": str(exc)}},
                 )
-            self._stop.wait(
-                self.interval_s if self.snapshot is not None else min(self.interval_s, 5)
-            )
+            # At least as long as the round took: the portal never keeps InfluxDB busy
+            # more than half of the time, whatever the interval.
+            pause = self.interval_s if self.snapshot is not None else min(self.interval_s, 5)
+            self._stop.wait(max(pause, self.last_round_s))

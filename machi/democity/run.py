@@ -70,7 +70,7 @@ def format_kpis(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def format_portal(api_url: str, since: str = "", wait_s: float = 60.0) -> str:
+def format_portal(api_url: str, since: str = "", wait_s: float = 120.0) -> str:
     """The city's newest published day per theme, as the residents' page shows it
     (read from its open data, which carries the same figures), from a snapshot
     computed at or after ``since`` (RFC 3339 UTC) if one comes within ``wait_s``."""
