@@ -46,6 +46,21 @@ def own_influxd(tmp_path: Path) -> Iterator[Influxd]:
     i.kill()
 
 
+#: Fixtures that start or use a real server: a test that asks for one (directly or through
+#: another fixture) is an integration test.
+SERVER_FIXTURES = frozenset(
+    {"mosquitto", "influxd", "own_mosquitto", "own_influxd", "settings", "influx", "postgres"}
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark server tests ``integration``, so ``pytest -m "not integration"`` is a fast loop."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if names & SERVER_FIXTURES or item.get_closest_marker("faults"):
+            item.add_marker(pytest.mark.integration)
+
+
 def _unique(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:10]}"
 

@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0915 -- a linear script re
     from machi.democity.run import backfill, fetch_kpis, format_kpis, format_portal
     from machi.servers import ApiProcess, EventsProcess, Influxd, IngestProcess, Mosquitto
     from machi.simulate import Publisher, run_simulation
-    from machi.testing import stored
+    from machi.testkit import stored
     from portal.samples import SAMPLE_TARGETS
 
     console = Console()

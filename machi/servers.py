@@ -20,7 +20,9 @@ from pathlib import Path
 
 import httpx
 
-DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+from deploy import ROOT as DEPLOY_ROOT
+
+DEPLOY = DEPLOY_ROOT
 
 
 class ServerError(RuntimeError):
