@@ -85,7 +85,7 @@ def format_portal(api_url: str, since: str = "", wait_s: float = 120.0) -> str:
             city = [x for x in rows if x["district"] == "" and not x["suppressed"]]
             city = [x for x in city if any(x[k.id] for k in theme_kpis(theme))]
             fresh = bool(rows) and min(x["computed_at"] for x in rows) >= since
-            if (city and fresh) or time.monotonic() > deadline:
+            if fresh or time.monotonic() > deadline:
                 break
             time.sleep(1)
         if not city:
