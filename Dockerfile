@@ -11,6 +11,7 @@ COPY machi ./machi
 COPY ingest ./ingest
 COPY edge ./edge
 COPY api ./api
+COPY portal ./portal
 COPY dashboards ./dashboards
 COPY firmware_bridge ./firmware_bridge
 COPY deploy ./deploy

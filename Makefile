@@ -10,9 +10,13 @@ PYTEST_ARGS ?=
 # node/npm for axe-core (the accessibility checker injected into pages).
 APT_PACKAGES := mosquitto influxdb postgresql chromium chromium-driver fonts-noto-cjk
 
-.PHONY: setup system-deps venv demo test test-faults lint typecheck bench clean
+# axe-core (the accessibility checker the browser tests inject), from npm, into .machi/npm.
+AXE_DIR := .machi/npm
+AXE_VERSION := 4.11
 
-setup: system-deps venv
+.PHONY: setup system-deps npm-deps venv demo test test-faults lint typecheck bench clean
+
+setup: system-deps venv npm-deps
 
 # Servers come from the distribution; they are started by machi itself on loopback
 # ports, so the packages' own system services are left stopped.
@@ -32,6 +36,10 @@ system-deps:
 	  if [ "$$(id -u)" != 0 ]; then echo "npm missing: run 'sudo make setup'"; exit 1; fi; \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nodejs npm; \
 	fi
+
+npm-deps:
+	@test -f $(AXE_DIR)/node_modules/axe-core/axe.min.js || \
+	  npm install --prefix $(AXE_DIR) --no-audit --no-fund --silent axe-core@$(AXE_VERSION)
 
 $(BIN)/machi: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -17,11 +17,12 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from api.config import ApiConfig, KpiConfig
-from api.routes import alerts, inventory, kpis, ops, transit
+from api.routes import alerts, inventory, kpis, ops, public, transit
 from api.state import Api
 from api.timeparse import TimeError, parse_time
 from contract.influx import InfluxError
 from contract.settings import Settings
+from portal.options import PortalOptions
 
 __all__ = ["Api", "create_app", "parse_time"]
 
@@ -30,7 +31,9 @@ def create_app(
     settings: Settings | None = None,
     cfg: ApiConfig | None = None,
     kpi_cfg: KpiConfig | None = None,
+    *,
     alerts_db: str | None = None,
+    portal: PortalOptions | None = None,
 ) -> FastAPI:
     """Build the app; settings (and the alert store, ``MACHI_ALERTS_DB``) default to the
     ``MACHI_*`` environment."""
@@ -101,4 +104,5 @@ def create_app(
 
     for module in (kpis, inventory, alerts, transit, ops):
         app.include_router(module.build(api))
+    app.include_router(public.build(api, portal or PortalOptions()))
     return app

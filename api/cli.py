@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from api.options import ApiOptions
 from contract.options import add_options, load_options, print_config, settings_of
+from portal.options import PortalOptions
 
 if TYPE_CHECKING:
     from contract.influx import InfluxV1
@@ -21,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "wins over the default.",
     )
     add_options(p, ApiOptions)
+    add_options(p, PortalOptions)  # the residents' page (portal/options.py)
     p.set_defaults(func=run)
     actions = p.add_subparsers(dest="action", metavar="ACTION")
     setup = actions.add_parser(
@@ -101,10 +103,13 @@ def run(args: argparse.Namespace) -> int:
     from contract.influx import InfluxError
 
     opts = load_options(ApiOptions, args)
+    portal = load_options(PortalOptions, args)
     if args.print_config:
-        return print_config(opts)
+        return print_config(opts, **portal.redacted())
     cfg = opts.api_config()
-    app = create_app(settings_of(opts), cfg, opts.kpi_config(), opts.alerts_db)
+    app = create_app(
+        settings_of(opts), cfg, opts.kpi_config(), alerts_db=opts.alerts_db, portal=portal
+    )
     if opts.rollups:
         influx = _influx(args)
         try:

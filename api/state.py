@@ -51,6 +51,7 @@ class Api:
         self.refresher = (
             Refresher(self.engine, self.site_ids, cfg.refresh_s) if cfg.refresh_s > 0 else None
         )
+        self.portal: Any = None  # the residents' page (api/routes/public.py), once built
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "machi_api_requests_total",

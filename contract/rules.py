@@ -25,6 +25,7 @@ __all__ = [
     "KINDS",
     "ON_TIME_EARLY_S",
     "ON_TIME_LATE_S",
+    "PUBLIC_CARE_K",
     "SOURCE_TYPES",
     "THEMES",
     "SourceType",
@@ -61,6 +62,11 @@ ALERT_PRIORITIES: Final[dict[str, str]] = {
 #: suppressed. Below CARE_K_MIN a figure can single out one household.
 CARE_K_DEFAULT: Final = 5
 CARE_K_MIN: Final = 5
+
+#: The k every care figure on the residents' page and in the open data respects, whatever
+#: the API's own k: the public disclosure floor ("-" under 10, as Japanese hospital
+#: statistics print it). The portal enforces it on its own, after the API's suppression.
+PUBLIC_CARE_K: Final = 10
 
 #: A stop arrival is on time from ON_TIME_EARLY_S early to ON_TIME_LATE_S late (seconds).
 ON_TIME_EARLY_S: Final = 60

@@ -62,10 +62,11 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0915 -- a linear script re
     from machi.democity.alerts import DemoAlerts
     from machi.democity.city import write_city_gtfs
     from machi.democity.fleet import build_fleet
-    from machi.democity.run import backfill, fetch_kpis, format_kpis
+    from machi.democity.run import backfill, fetch_kpis, format_kpis, format_portal
     from machi.servers import ApiProcess, EventsProcess, Influxd, IngestProcess, Mosquitto
     from machi.simulate import Publisher, run_simulation
     from machi.testkit import stored
+    from portal.samples import SAMPLE_TARGETS
 
     console = Console()
     work: Path = args.workdir
@@ -96,13 +97,21 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0915 -- a linear script re
             work / "api", influxd.url, db,
             env={"MACHI_API_KEYS": f"{api_key}:operator",
                  "MACHI_API_AUDIT_LOG": str(work / "audit.jsonl"),
-                 "MACHI_ALERTS_DB": f"sqlite:///{work / 'alerts.db'}"},
+                 "MACHI_ALERTS_DB": f"sqlite:///{work / 'alerts.db'}",
+                 # The residents' page: recomputed often so the backfill shows up soon.
+                 "MACHI_PORTAL_REFRESH_S": "10", "MACHI_PORTAL_RECHECK_S": "60",
+                 "MACHI_PORTAL_DAYS": "3", "MACHI_PORTAL_WEEKS": "2",
+                 "MACHI_PORTAL_TARGETS": str(SAMPLE_TARGETS),
+                 "MACHI_PORTAL_FEEDBACK_DB": f"sqlite:///{(work / 'feedback.db').resolve()}"},
         )  # fmt: skip
         for proc in (ingest, events, api):
             proc.start(timeout=60)
             started.append(proc)
         console.print(f"  ingest     metrics {ingest.metrics_url}")
         console.print(f"  KPI API    {api.url}/docs  (operator key: {api_key})")
+        console.print(f"  [bold]residents' page[/] {api.url}/")
+        console.print(f"             English {api.url}/en/")
+        console.print(f"           open data {api.url}/open-data/catalog.jsonld")
         settings = Settings(
             mqtt_url=mosq.url, influx_url=influxd.url, influx_db=db, topic_prefix=prefix
         )
@@ -171,6 +180,7 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0915 -- a linear script re
         console.print(alerting.summary())
         # Let the last batch land before reporting.
         time.sleep(2.5)
+        reported = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         influx = InfluxV1(influxd.url, db)
         console.print("\n[bold]Stored in InfluxDB[/]")
         for m in ("energy_meter", "wearable", "bus"):
@@ -192,6 +202,8 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0915 -- a linear script re
         start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 86400))
         kpis = fetch_kpis(api.url, api_key, start=start, end=end)
         console.print(format_kpis(kpis), markup=False, highlight=False)
+        console.print(f"\n[bold]Residents' page[/] {api.url}/ shows (city, latest day):")
+        console.print(format_portal(api.url, since=reported), markup=False, highlight=False)
     except KeyboardInterrupt:
         console.print("interrupted")
     finally:

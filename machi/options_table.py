@@ -18,6 +18,7 @@ TABLES: tuple[tuple[str, str], ...] = (
     ("ingest", "ingest.options:IngestOptions"),
     ("events", "ingest.events.options:EventsRunOptions"),
     ("api", "api.options:ApiOptions"),
+    ("api (portal)", "portal.options:PortalOptions"),
     ("dashboards", "dashboards.options:DeployOptions"),
     ("devices", "devices.cli:DevicesOptions"),
     ("alerts", "alerts.options:AlertsOptions"),

@@ -39,5 +39,8 @@ def test_wheel_carries_package_data(tmp_path: Path) -> None:
         "edge/samples/edge.toml",
         "firmware_bridge/nmea_gps/sample.toml",
         "dashboards/json/city/machi-overview.json",
+        "portal/templates/page.html",
+        "portal/static/portal.css",
+        "portal/samples/targets.toml",
     ):
         assert needed in names, f"{needed} is missing from the wheel"

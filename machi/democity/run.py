@@ -68,3 +68,38 @@ def format_kpis(data: dict[str, Any]) -> str:
         for note in theme.get("notes", []):
             lines.append(f"  note: {note}")
     return "\n".join(lines)
+
+
+def format_portal(api_url: str, since: str = "", wait_s: float = 120.0) -> str:
+    """The city's newest published day per theme, as the residents' page shows it
+    (read from its open data, which carries the same figures), from a snapshot
+    computed at or after ``since`` (RFC 3339 UTC) if one comes within ``wait_s``."""
+    from portal.strings import THEMES_PUBLIC, kpi_label, theme_kpis, unit
+
+    deadline = time.monotonic() + wait_s
+    lines = []
+    for theme in THEMES_PUBLIC:
+        while True:
+            r = httpx.get(f"{api_url.rstrip('/')}/open-data/{theme}-daily.json", timeout=30)
+            rows = r.json()["rows"] if r.status_code == 200 else []
+            city = [x for x in rows if x["district"] == "" and not x["suppressed"]]
+            city = [x for x in city if any(x[k.id] for k in theme_kpis(theme))]
+            fresh = bool(rows) and min(x["computed_at"] for x in rows) >= since
+            if fresh or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        if not city:
+            note = (
+                " (care figures appear once a local day is over: try --history-hours 30)"
+                if theme == "care"
+                else ""
+            )
+            lines.append(f"  [{theme}] no published day yet{note}")
+            continue
+        row = city[-1]
+        so_far = "" if row["complete"] else " (so far)"
+        lines.append(f"  [{theme}] {row['date']}{so_far}")
+        for k in theme_kpis(theme):
+            if k.headline and row[k.id] is not None:
+                lines.append(f"    {kpi_label(k, 'en'):<26} {row[k.id]:.6g} {unit(k, 'en')}")
+    return "\n".join(lines)

@@ -1,0 +1,372 @@
+"""The public aggregates: daily and weekly figures per theme and district, precomputed.
+
+Every figure comes from the API's own KPI code path (a ``compute(theme, start, end,
+site)`` callable the API hands over: ``KpiEngine.theme``), over whole local days and
+whole Monday-to-Monday weeks in Asia/Tokyo. The page, the CSV/JSON files and
+``/v1/kpis/{theme}?start=..&end=..`` for the same period therefore give the same number.
+
+Care figures get the public disclosure rules on top of the API's own:
+
+- a cell (district x period) over fewer than ``PUBLIC_CARE_K`` residents is suppressed;
+- complementary suppression: when the suppressed districts of a period hold fewer than
+  k residents together (so the city total minus the published districts would reveal
+  them), the next smallest published district is suppressed too, and the city total
+  when nothing is left;
+- a week is suppressed when any of its days is (week minus six days is one day);
+- only complete periods are published (a growing "today" could be differenced).
+
+These rules run to a fixed point, so no suppressed cell can be derived from published
+ones by subtraction within what the portal publishes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+import httpx
+
+from contract.influx import InfluxError
+from contract.rules import PUBLIC_CARE_K
+from portal.strings import THEMES_PUBLIC, theme_kpis
+
+__all__ = [
+    "TZ",
+    "Builder",
+    "Cell",
+    "Compute",
+    "Period",
+    "Refresher",
+    "Snapshot",
+    "day_periods",
+    "week_periods",
+]
+
+log = logging.getLogger("machi.portal")
+
+TZ = ZoneInfo("Asia/Tokyo")
+
+#: ``compute(theme, start, end, site)`` -> the API's theme answer (``ThemeResult.as_dict``).
+Compute = Callable[[str, datetime, datetime, str | None], dict[str, Any]]
+
+#: A period's figures count as final this long after it ends; final figures are reused
+#: between rounds for ``recheck`` (late data, e.g. an edge outbox draining after an
+#: outage, shows up within that) and then computed again.
+SETTLE = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Period:
+    """A whole local day or week: ``[start, end)`` in UTC, labelled by its local date."""
+
+    kind: Literal["day", "week"]
+    first: date  # local date of the first day
+    start: datetime
+    end: datetime
+
+    @property
+    def label(self) -> str:
+        return self.first.isoformat()
+
+    def complete(self, now: datetime) -> bool:
+        return now >= self.end
+
+
+def _local_midnight(d: date) -> datetime:
+    return datetime(d.year, d.month, d.day, tzinfo=TZ).astimezone(UTC)
+
+
+def day_periods(now: datetime, days: int) -> list[Period]:
+    """The last ``days`` local days, today included, oldest first."""
+    today = now.astimezone(TZ).date()
+    out = []
+    for i in range(days - 1, -1, -1):
+        d = today - timedelta(days=i)
+        out.append(Period("day", d, _local_midnight(d), _local_midnight(d + timedelta(days=1))))
+    return out
+
+
+def week_periods(now: datetime, weeks: int) -> list[Period]:
+    """The last ``weeks`` local Monday-to-Monday weeks, this week included, oldest first."""
+    today = now.astimezone(TZ).date()
+    monday = today - timedelta(days=today.weekday())
+    out = []
+    for i in range(weeks - 1, -1, -1):
+        d = monday - timedelta(weeks=i)
+        out.append(Period("week", d, _local_midnight(d), _local_midnight(d + timedelta(days=7))))
+    return out
+
+
+@dataclass
+class Cell:
+    """One theme's figures for one district (None = city) and period."""
+
+    values: dict[str, float | None]
+    computed_at: datetime
+    suppressed: bool = False
+    pending: bool = False  # care: the period is not over yet, nothing is published
+
+    @property
+    def shown(self) -> bool:
+        return not (self.suppressed or self.pending)
+
+    def value(self, kpi: str) -> float | None:
+        return self.values.get(kpi) if self.shown else None
+
+
+CellKey = tuple[str, str, str, str | None]  # theme, kind, label, site
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One round of public aggregates; readers see a whole round or the previous one."""
+
+    made_at: datetime
+    sites: list[str]
+    days: list[Period]
+    weeks: list[Period]
+    cells: dict[CellKey, Cell] = field(default_factory=dict)
+
+    def cell(self, theme: str, period: Period, site: str | None) -> Cell | None:
+        return self.cells.get((theme, period.kind, period.label, site))
+
+    def periods(self, kind: str) -> list[Period]:
+        return self.days if kind == "day" else self.weeks
+
+    def rows(
+        self, theme: str, kind: str, site: str | None | Literal["all"] = "all"
+    ) -> list[dict[str, Any]]:
+        """The open-data rows of a theme: one per period and district (city first)."""
+        out = []
+        where = [None, *self.sites] if site == "all" else [site]
+        for p in self.periods(kind):
+            for s in where:
+                c = self.cell(theme, p, s)
+                if c is None:
+                    continue
+                row: dict[str, Any] = {
+                    "period": kind,
+                    "date": p.label,
+                    "start": _iso(p.start),
+                    "end": _iso(p.end),
+                    "district": s or "",
+                    "complete": p.complete(self.made_at),
+                    "suppressed": c.suppressed or c.pending,
+                }
+                for k in theme_kpis(theme):
+                    row[k.id] = c.value(k.id)
+                row["computed_at"] = _iso(c.computed_at)
+                out.append(row)
+        return out
+
+    @property
+    def etag(self) -> str:
+        """A hash of everything published: equal data, equal tag."""
+        doc = {
+            f"{t}|{k}|{lbl}|{s}": [c.shown, sorted(c.values.items()) if c.shown else None]
+            for (t, k, lbl, s), c in sorted(self.cells.items(), key=lambda kv: str(kv[0]))
+        }
+        return hashlib.sha256(json.dumps(doc, default=str).encode()).hexdigest()[:32]
+
+    def latest(
+        self, theme: str, site: str | None, complete: bool = False
+    ) -> tuple[Period, Cell] | None:
+        """The most recent day with figures shown (today first, if it has any, unless
+        ``complete`` asks for a finished day)."""
+        for p in reversed(self.days):
+            if complete and not p.complete(self.made_at):
+                continue
+            c = self.cell(theme, p, site)
+            if c is not None and c.shown and any(v is not None for v in c.values.values()):
+                return p, c
+        return None
+
+
+def _iso(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Builder:
+    """Computes snapshots through ``compute``; reuses final figures between rounds."""
+
+    def __init__(
+        self,
+        compute: Compute,
+        sites: Callable[[], list[str]],
+        days: int,
+        weeks: int,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        k: int = PUBLIC_CARE_K,
+        recheck: timedelta = timedelta(minutes=30),
+    ) -> None:
+        if k < PUBLIC_CARE_K:
+            raise ValueError(f"the public care k cannot go below {PUBLIC_CARE_K}")
+        self.compute = compute
+        self.sites = sites
+        self.days = days
+        self.weeks = weeks
+        self.clock = clock
+        self.k = k
+        self.recheck = recheck
+        self._final: dict[tuple[str, datetime, datetime, str | None], tuple[datetime, dict]] = {}
+
+    def _answer(self, theme: str, p: Period, site: str | None, now: datetime) -> Cell:
+        key = (theme, p.start, p.end, site)
+        hit = self._final.get(key)
+        if hit is not None and now - hit[0] < self.recheck:
+            at, values = hit
+        else:
+            ans = self.compute(theme, p.start, p.end, site)
+            at = now
+            values = {k["id"]: k["value"] for k in ans["kpis"]}
+            if now >= p.end + SETTLE:
+                self._final[key] = (at, values)
+        return Cell(dict(values), at)
+
+    def build(self) -> Snapshot:
+        now = self.clock()
+        sites = self.sites()
+        days = day_periods(now, self.days)
+        weeks = week_periods(now, self.weeks)
+        # Care suppression must see every day of every published week.
+        care_days = day_periods(
+            now, max(self.days, (now.astimezone(TZ).date() - weeks[0].first).days + 1)
+        )
+        cells: dict[CellKey, Cell] = {}
+        for theme in THEMES_PUBLIC:
+            for p in (care_days if theme == "care" else days) + weeks:
+                for s in [None, *sites]:
+                    cells[(theme, p.kind, p.label, s)] = self._answer(theme, p, s, now)
+        self._protect_care(cells, sites, care_days, weeks, now)
+        published = {d.label for d in days}
+        for key in [k for k in cells if k[0] == "care" and k[1] == "day" and k[2] not in published]:
+            del cells[key]
+        live = {
+            (t, p.start, p.end, s)
+            for t in THEMES_PUBLIC
+            for p in care_days + weeks
+            for s in [None, *sites]
+        }
+        self._final = {k: v for k, v in self._final.items() if k in live}
+        return Snapshot(now, sites, days, weeks, cells)
+
+    # -- disclosure control ---------------------------------------------------------
+
+    def _protect_care(
+        self,
+        cells: dict[CellKey, Cell],
+        sites: list[str],
+        days: list[Period],
+        weeks: list[Period],
+        now: datetime,
+    ) -> None:
+        def residents(c: Cell) -> float | None:
+            return c.values.get("residents_monitored")
+
+        periods = days + weeks
+        for p in periods:
+            for s in [None, *sites]:
+                c = cells[("care", p.kind, p.label, s)]
+                if not p.complete(now):
+                    c.pending = True
+                r = residents(c)
+                if r is None or r < self.k:
+                    c.suppressed = True
+        changed = True
+        while changed:
+            changed = False
+            for p in periods:
+                changed |= self._complement_sites(cells, p, sites, residents)
+            for w in weeks:
+                for s in [None, *sites]:
+                    wc = cells[("care", "week", w.label, s)]
+                    if wc.suppressed:
+                        continue
+                    in_week = [d for d in days if w.start <= d.start < w.end]
+                    if any(cells[("care", "day", d.label, s)].suppressed for d in in_week):
+                        wc.suppressed = changed = True
+
+    def _complement_sites(
+        self,
+        cells: dict[CellKey, Cell],
+        p: Period,
+        sites: list[str],
+        residents: Callable[[Cell], float | None],
+    ) -> bool:
+        city = cells[("care", p.kind, p.label, None)]
+        if city.suppressed:
+            changed = False
+            for s in sites:  # every district holds no more residents than the city
+                c = cells[("care", p.kind, p.label, s)]
+                changed |= not c.suppressed
+                c.suppressed = True
+            return changed
+        total = residents(city) or 0.0
+        changed = False
+        while True:
+            shown = [cells[("care", p.kind, p.label, s)] for s in sites]
+            published = [c for c in shown if not c.suppressed]
+            hidden = total - sum(residents(c) or 0.0 for c in published)
+            if len(published) == len(shown) or hidden >= self.k:
+                return changed
+            if not published:
+                city.suppressed = True
+                return True
+            smallest = min(published, key=lambda c: residents(c) or 0.0)
+            smallest.suppressed = changed = True
+
+
+class Refresher:
+    """Rebuilds the snapshot every ``interval_s`` on a daemon thread."""
+
+    def __init__(self, builder: Builder, interval_s: float) -> None:
+        self.builder = builder
+        self.interval_s = interval_s
+        self.snapshot: Snapshot | None = None
+        self.rounds = 0
+        self.failures = 0
+        self.last_round_s = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.on_update: Callable[[Snapshot], None] | None = None
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="portal-refresher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def refresh(self) -> Snapshot:
+        t0 = time.monotonic()
+        snap = self.builder.build()
+        self.snapshot = snap  # one reference swap
+        self.rounds += 1
+        self.last_round_s = time.monotonic() - t0
+        return snap
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.refresh()
+            except (InfluxError, httpx.HTTPError) as exc:
+                self.failures += 1
+                log.warning(
+                    "public aggregates refresh failed; serving the previous snapshot",
+                    extra={"fields": {"error": str(exc)}},
+                )
+            # At least as long as the round took: the portal never keeps InfluxDB busy
+            # more than half of the time, whatever the interval.
+            pause = self.interval_s if self.snapshot is not None else min(self.interval_s, 5)
+            self._stop.wait(max(pause, self.last_round_s))
