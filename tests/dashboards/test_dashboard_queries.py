@@ -3,9 +3,15 @@ with Grafana's macros and variables expanded as Grafana does."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
+from api import rollups
+from api.config import KpiConfig
+from api.kpis import KpiEngine, Window
 from contract.influx import InfluxV1
+from contract.lineprotocol import line
 from dashboards import queries as q
 from dashboards.boards import BOARDS, DEFAULT_K
 from dashboards.macros import Context, expand
@@ -58,7 +64,7 @@ def test_site_regex_escaping_excludes_lookalikes(demo_db: tuple[InfluxV1, Demo])
     assert _rows(client, demo, q.energy_total(), site=["kitaX1"]) == []
 
 
-def test_energy_total_uses_non_negative_difference(demo_db: tuple[InfluxV1, Demo]) -> None:
+def test_energy_total_from_the_rollup(demo_db: tuple[InfluxV1, Demo]) -> None:
     client, demo = demo_db
     rows = _rows(client, demo, q.energy_total(by_site=True))
     got = {r["site"]: r["kwh"] for r in rows}
@@ -139,6 +145,63 @@ def test_verify_cli(
     empty = InfluxV1(client.url, client.db + "_empty")
     empty.create_database()
     monkeypatch.setenv("MACHI_INFLUX_DB", empty.db)
+    # Without the API's rollups the green panels fail, saying what to run.
+    assert main(["dashboards", "verify"]) == 1
+    assert "run `machi api setup-rollups`" in capsys.readouterr().out
+    rollups.setup(empty)
     assert main(["dashboards", "verify", "--require-rows"]) == 1
     assert main(["dashboards", "verify"]) == 0  # empty is not an error by default
     empty.close()
+
+
+def test_green_panels_equal_the_kpi_api(influx: InfluxV1) -> None:
+    """Grafana's consumption, export and peak demand over a range equal the API's green
+    KPIs for the same window on the same data: unaligned readings, a counter reset to a
+    non-zero value (the new counter's increment counts) and a second site."""
+    t0 = datetime(2024, 6, 3, 0, 0, tzinfo=UTC)
+    ms0 = int(t0.timestamp() * 1000)
+    lines = []
+    for i in range(-2, 40):  # every 4 min 10.4 s: never on a 5-minute boundary
+        t = ms0 + i * 250_400
+        old = 1000.0 + 0.7 * i
+        imp = old if i < 23 else 0.3 + 0.7 * (i - 23)  # replaced between readings 22 and 23
+        fields = {"energy_import_kwh": imp, "energy_export_kwh": 5.0 + 0.1 * i, "seq": 1}
+        lines.append(line("energy_meter", {"device_id": "m1", "site": "a.1"}, fields, t))
+        fields = {"energy_import_kwh": 20.0 + 0.2 * i * i, "seq": 1}
+        lines.append(line("energy_meter", {"device_id": "m2", "site": "b"}, fields, t + 7))
+    assert influx.write_lines("\n".join(lines).encode()).status_code == 204
+    rollups.setup(influx)
+    rollups.run(influx, t0 - timedelta(hours=1), t0 + timedelta(hours=4))
+    w = Window(t0, t0 + timedelta(hours=2, minutes=30))
+    engine = KpiEngine(influx, KpiConfig())
+    engine.clock = lambda: w.end + timedelta(hours=1)  # the rollup covers the window
+    assert engine.green_plan(w).frontier == w.end
+    api = {k.id: k.value for k in engine.theme("green", w).kpis}
+    raw = {k.id: k.value for k in KpiEngine(influx, use_rollups=False).theme("green", w).kpis}
+    ctx = Context(ms0, int(w.end.timestamp() * 1000), {"site": ["a.1", "b"]})
+
+    def one(query: str, column: str) -> float:
+        rows = client_rows(influx, query, ctx)
+        assert len(rows) == 1, rows
+        return float(rows[0][column])
+
+    assert one(q.energy_total(), "kwh") == pytest.approx(api["energy_consumption_kwh"])
+    assert one(q.energy_total("energy_export_kwh"), "kwh") == pytest.approx(api["pv_export_kwh"])
+    assert api["energy_consumption_kwh"] == pytest.approx(raw["energy_consumption_kwh"])
+    # The reset keeps the new counter's 0.3 kWh (the old rule dropped the whole step).
+    per_site = {r["site"]: r["kwh"] for r in client_rows(influx, q.energy_total(by_site=True), ctx)}
+    site_a = KpiEngine(influx, KpiConfig())
+    site_a.clock = engine.clock
+    a = {k.id: k.value for k in site_a.theme("green", Window(w.start, w.end, "a.1")).kpis}
+    assert per_site["a.1"] == pytest.approx(a["energy_consumption_kwh"])
+    assert per_site["a.1"] == pytest.approx(0.7 * 22 + 0.3 + 0.7 * 12)
+    # Peak demand per site in Grafana; one site alone is the API's peak for that site.
+    peaks = {r["site"]: r["peak_kw"] for r in client_rows(influx, q.peak_demand_30m(), ctx)}
+    assert peaks["a.1"] == pytest.approx(a["peak_demand_kw"])
+    # Per-interval panel: the intervals add up to the same total.
+    series = client_rows(influx, q.energy_per_interval(), ctx)
+    assert sum(r["sum"] for r in series) == pytest.approx(api["energy_consumption_kwh"])
+
+
+def client_rows(client: InfluxV1, query: str, ctx: Context) -> list[dict]:
+    return client.rows(expand(query, ctx))
