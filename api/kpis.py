@@ -17,7 +17,7 @@ from typing import Any
 
 from api import rollups
 from api.config import KpiConfig
-from api.green import GreenPlan, per_meter, swap_fixed
+from api.green import GreenPlan, interpolate, per_meter, swap_fixed
 from contract.events import ALERT_TYPES, BUS_ARRIVAL, CARE_ALERT, INGEST_STATS
 from contract.ids import check_id
 from contract.influx import InfluxError, InfluxV1, quote_ident, quote_str
@@ -207,13 +207,16 @@ class KpiEngine:
 
     def green(self, w: Window) -> ThemeResult:
         plan = self.green_plan(w)
+        edges = plan.edge_statements(w.site)
         res = self.run(
             [
                 *plan.statements(w.site),
                 _known_devices("energy_meter", w.site),
                 plan.fixed_slots(w.site),
+                *(q for q, _, _ in edges),
             ]
         )
+        edge_res = [(res.pop(), every, off) for _q, every, off in reversed(edges)]
         fixed_res = res.pop()
         imp_slots, exp_slots = plan.slots(res)
         # Meters with fixed-time half-hour readings (B-route): their whole slots come
@@ -227,6 +230,8 @@ class KpiEngine:
                 for key, kwh in per_meter(series).items():
                     counter[key] = counter.get(key, 0.0) + kwh
             swap_fixed(imp_slots, counter, fixed)
+        # Counters interpolated to the slot boundaries (not in the swapped slots).
+        interpolate(plan, imp_slots, exp_slots, edge_res, set(fixed))
         consumption = _total(imp_slots)
         peak_kwh = max(imp_slots.values()) if imp_slots else None
         reporting = self.scalar(res[-2]) or 0.0

@@ -101,3 +101,67 @@ def test_fixed_values_only_for_whole_slots_in_the_window(influx: InfluxV1) -> No
     w = Window(T0 + timedelta(minutes=10), T0 + timedelta(hours=1))
     v = {k.id: k.value for k in engine.theme("green", w).kpis}
     assert v["energy_consumption_kwh"] == pytest.approx(20 * 0.4 + 7.5)
+
+
+# -- counters interpolated to the slot boundaries (api.interp) ---------------------------
+
+
+def _at(dev: str, ms: int, imp: float) -> str:
+    fields = {"power_w": 1.0, "energy_import_kwh": imp, "seq": 1}
+    return line("energy_meter", {"device_id": dev, "site": "s"}, fields, ms)
+
+
+def test_readings_every_7_minutes_are_interpolated(influx: InfluxV1) -> None:
+    # 1 kWh/min up to the reading at :28, 3 kWh/min after it (the power changes at a
+    # reading, so the linear interpolation is the truth): slot 0 = 28 + 2 x 3 = 34,
+    # slot 30 = 30 x 3 = 90. Readings at -14, -7, 0, 7, ..., 63: none on :30 or :60.
+    lines, value = [], 0.0
+    for m in range(-14, 70, 7):
+        lines.append(_counter("m1", m, value))
+        value += 7.0 * (1.0 if m < 28 else 3.0)
+    for v in _green(influx, lines):
+        assert v["peak_demand_kw"] == pytest.approx(90.0 / 0.5)
+        assert v["energy_consumption_kwh"] == pytest.approx(34.0 + 90.0)
+    # The rollup keeps each slot's first reading at its own time (:35 for slot 30).
+    rows = influx.rows(f"SELECT ei, di FROM {rollups.RP}.{rollups.EDGE} WHERE time >= {MS0}ms")
+    assert [(r["time"], r["ei"], r["di"]) for r in rows][:2] == [
+        (MS0 + 7 * MIN, 7 * MIN, 7.0),
+        (MS0 + 35 * MIN, 7 * MIN, 21.0),
+    ]
+    # Without interpolation: slot 0 = readings 0 -> 28 (28), slot 30 = 28 -> 56 (84).
+
+
+def test_readings_at_400_ms_past_the_minute(influx: InfluxV1) -> None:
+    # Readings at m:00.4, 1 kWh/min, 3 kWh/min from the reading at 30:00.4 on: slot 30
+    # = 0.4 s at 1 kWh/min + (30 min - 0.4 s) at 3 kWh/min.
+    lines, value = [], 100.0
+    for m in range(-2, 62):
+        lines.append(_at("m1", MS0 + m * MIN + 400, value))
+        value += 1.0 if m < 30 else 3.0
+    slot30 = 0.4 / 60 + (30 - 0.4 / 60) * 3.0
+    for v in _green(influx, lines):
+        assert v["peak_demand_kw"] == pytest.approx(slot30 / 0.5, rel=1e-9)
+        assert v["energy_consumption_kwh"] == pytest.approx(30.0 + slot30, rel=1e-9)
+    # Without interpolation: slot 30 = 29:00.4 -> 59:00.4 = 1 + 29 x 3 = 88.
+
+
+def test_reset_between_two_readings_across_a_boundary(influx: InfluxV1) -> None:
+    # Every 10 min at :-5, :5, ..., 1 kWh/min; replaced between :25 and :35 (the new
+    # counter reads 4 at :35: the pair's increase is 4, Prometheus increase()), half of it
+    # before :30. Slot 0 = (1025 - 1000) + 2 = 27; slot 30 = 2 + 10 + 10 + 5 = 27.
+    readings = [(-5, 995.0), (5, 1005.0), (15, 1015.0), (25, 1025.0)]
+    readings += [(35, 4.0), (45, 14.0), (55, 24.0), (65, 34.0)]
+    for v in _green(influx, [_counter("m1", m, c) for m, c in readings]):
+        assert v["peak_demand_kw"] == pytest.approx(27.0 / 0.5)
+        assert v["energy_consumption_kwh"] == pytest.approx(54.0)
+    # Without interpolation: slot 0 = 995 -> 1025 = 30 (60 kW), slot 30 = 24.
+
+
+def test_no_interpolation_across_a_gap_over_15_minutes(influx: InfluxV1) -> None:
+    # 1 kWh/min, readings at -3, 2, 7, 12, 17, then a 35-minute gap to 52, 57, 62. :30 lies
+    # in the gap: not interpolated; the gap's 35 kWh stay with the reading after it (slot
+    # 30), as the step rule counts them. Slot 0 = C(17) - C~(0) = 17; slot 30 = 35 + 5 + 3.
+    minutes = [-3, 2, 7, 12, 17, 52, 57, 62]
+    for v in _green(influx, [_counter("m1", m, 100.0 + m) for m in minutes]):
+        assert v["energy_consumption_kwh"] == pytest.approx(60.0)
+        assert v["peak_demand_kw"] == pytest.approx(43.0 / 0.5)

@@ -3,6 +3,7 @@ with Grafana's macros and variables expanded as Grafana does."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -155,52 +156,59 @@ def test_verify_cli(
 
 
 def test_green_panels_equal_the_kpi_api(influx: InfluxV1) -> None:
-    """Grafana's consumption, export and peak demand over a range equal the API's green
-    KPIs for the same window on the same data: unaligned readings, a counter reset to a
-    non-zero value (the new counter's increment counts) and a second site."""
+    """Grafana's consumption, export and peak demand over a range are the API's rollup
+    step rule: equal to the API's green KPIs on readings on the 5-minute boundaries,
+    with a counter reset to a non-zero value (the new counter's increment counts). On
+    readings off the boundaries the API also interpolates the counters to the range's
+    ends (and slot boundaries), Grafana does not: they differ by exactly that."""
     t0 = datetime(2024, 6, 3, 0, 0, tzinfo=UTC)
     ms0 = int(t0.timestamp() * 1000)
     lines = []
-    for i in range(-2, 40):  # every 4 min 10.4 s: never on a 5-minute boundary
-        t = ms0 + i * 250_400
-        old = 1000.0 + 0.7 * i
-        imp = old if i < 23 else 0.3 + 0.7 * (i - 23)  # replaced between readings 22 and 23
+    for i in range(-2, 40):
+        imp = 1000.0 + 0.7 * i if i < 23 else 0.3 + 0.7 * (i - 23)  # replaced before i=23
         fields = {"energy_import_kwh": imp, "energy_export_kwh": 5.0 + 0.1 * i, "seq": 1}
-        lines.append(line("energy_meter", {"device_id": "m1", "site": "a.1"}, fields, t))
-        fields = {"energy_import_kwh": 20.0 + 0.2 * i * i, "seq": 1}
-        lines.append(line("energy_meter", {"device_id": "m2", "site": "b"}, fields, t + 7))
+        lines.append(
+            line("energy_meter", {"device_id": "m1", "site": "a.1"}, fields, ms0 + i * 300_000)
+        )
+        fields = {"energy_import_kwh": 20.0 + 0.2 * i, "seq": 1}  # every 4 min 10.4 s
+        lines.append(
+            line("energy_meter", {"device_id": "m2", "site": "b"}, fields, ms0 + i * 250_400 + 7)
+        )
     assert influx.write_lines("\n".join(lines).encode()).status_code == 204
     rollups.setup(influx)
     rollups.run(influx, t0 - timedelta(hours=1), t0 + timedelta(hours=4))
-    w = Window(t0, t0 + timedelta(hours=2, minutes=30))
-    engine = KpiEngine(influx, KpiConfig())
-    engine.clock = lambda: w.end + timedelta(hours=1)  # the rollup covers the window
-    assert engine.green_plan(w).frontier == w.end
-    api = {k.id: k.value for k in engine.theme("green", w).kpis}
-    raw = {k.id: k.value for k in KpiEngine(influx, use_rollups=False).theme("green", w).kpis}
-    ctx = Context(ms0, int(w.end.timestamp() * 1000), {"site": ["a.1", "b"]})
+    end = t0 + timedelta(hours=2, minutes=30)
+    ctx = Context(ms0, int(end.timestamp() * 1000), {"site": ["a.1", "b"]})
 
-    def one(query: str, column: str) -> float:
-        rows = client_rows(influx, query, ctx)
-        assert len(rows) == 1, rows
-        return float(rows[0][column])
+    def api(site: str | None) -> dict[str, float | None]:
+        engine = KpiEngine(influx, KpiConfig())
+        engine.clock = lambda: end + timedelta(hours=1)  # the rollup covers the window
+        assert engine.green_plan(Window(t0, end)).frontier == end
+        return {k.id: k.value for k in engine.theme("green", Window(t0, end, site)).kpis}
 
-    assert one(q.energy_total(), "kwh") == pytest.approx(api["energy_consumption_kwh"])
-    assert one(q.energy_total("energy_export_kwh"), "kwh") == pytest.approx(api["pv_export_kwh"])
-    assert api["energy_consumption_kwh"] == pytest.approx(raw["energy_consumption_kwh"])
-    # The reset keeps the new counter's 0.3 kWh (the old rule dropped the whole step).
+    a = api("a.1")
     per_site = {r["site"]: r["kwh"] for r in client_rows(influx, q.energy_total(by_site=True), ctx)}
-    site_a = KpiEngine(influx, KpiConfig())
-    site_a.clock = engine.clock
-    a = {k.id: k.value for k in site_a.theme("green", Window(w.start, w.end, "a.1")).kpis}
+    # m1: 30 steps of 0.7 and the reset's 0.3 (the old rule dropped that whole step).
+    assert per_site["a.1"] == pytest.approx(0.7 * 29 + 0.3)
     assert per_site["a.1"] == pytest.approx(a["energy_consumption_kwh"])
-    assert per_site["a.1"] == pytest.approx(0.7 * 22 + 0.3 + 0.7 * 12)
-    # Peak demand per site in Grafana; one site alone is the API's peak for that site.
     peaks = {r["site"]: r["peak_kw"] for r in client_rows(influx, q.peak_demand_30m(), ctx)}
     assert peaks["a.1"] == pytest.approx(a["peak_demand_kw"])
-    # Per-interval panel: the intervals add up to the same total.
-    series = client_rows(influx, q.energy_per_interval(), ctx)
-    assert sum(r["sum"] for r in series) == pytest.approx(api["energy_consumption_kwh"])
+    export = {
+        r["site"]: r["kwh"]
+        for r in client_rows(influx, q.energy_total("energy_export_kwh", by_site=True), ctx)
+    }
+    assert export["a.1"] == pytest.approx(a["pv_export_kwh"])
+    series = client_rows(
+        influx, q.energy_per_interval(), dataclasses.replace(ctx, variables={"site": ["a.1"]})
+    )
+    assert sum(r["sum"] for r in series) == pytest.approx(a["energy_consumption_kwh"])
+    # m2 off the boundaries: the API adds the interpolated part after the last reading
+    # before the end (8764.007 s -> 9000 s of a 250.4 s pair of 0.2 kWh) and takes off
+    # the part before the start (t0 - 250.393 s -> t0).
+    b = api("b")
+    delta_end = 0.2 * (9_000_000 - (35 * 250_400 + 7)) / 250_400
+    delta_start = 0.2 * 250_393 / 250_400
+    assert b["energy_consumption_kwh"] == pytest.approx(per_site["b"] + delta_end - delta_start)
 
 
 def client_rows(client: InfluxV1, query: str, ctx: Context) -> list[dict]:
