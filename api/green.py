@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from api import interp
-from api.rollups import EDGE, GRID, LATE, RP, increase, per_meter_increase, step_parts, ts
+from api.rollups import GRID, LATE, RP, increase, per_meter_increase, step_parts, ts
 from contract.influx import quote_ident, quote_str
 
 SLOT = "30m"  # Japan's demand period (デマンド時限)
@@ -172,55 +172,20 @@ class GreenPlan:
         )
         return [bridge, parts]
 
-    # -- interpolation to the slot boundaries (api.interp) ---------------------------
+    # -- interpolation to the window's ends (api.interp) ------------------------------
 
-    def boundaries(self) -> list[int]:
-        """Every boundary the slots need, ms: the first interval's start, each slot
-        boundary inside the window and the window's end."""
-        lo = int(self.start_grid.timestamp() * 1000)
-        hi = int(self.end.timestamp() * 1000)
-        inside = range(-(-(lo + 1) // SLOT_MS) * SLOT_MS, hi, SLOT_MS)
-        return sorted({lo, hi, *inside})
+    def boundaries(self) -> tuple[int, int]:
+        """The window's ends, ms: its first interval's start and its end."""
+        return int(self.start_grid.timestamp() * 1000), int(self.end.timestamp() * 1000)
 
-    def edge_statements(self, site: str | None) -> list[tuple[str, int, int]]:
-        """(statement, bucket ms, offset ms) giving each meter's first reading after every
-        boundary: slot boundaries up to the rollup frontier from the rollup's edges, the
-        rest from raw points, and the window's ends off the slot grid each on its own."""
+    def edge_statements(self, site: str | None) -> list[str]:
+        """Each meter's readings either side of the window's start and of its end."""
         f = self._site(site)
-        grid = [b for b in self.boundaries() if b % SLOT_MS == 0]
-        off = [b for b in self.boundaries() if b % SLOT_MS]
-        done = -1
-        out = []
-        if self.uses_rollup and grid:
-            done = int(self.frontier.timestamp() * 1000) - SLOT_MS
-            rolled = [b for b in grid if b <= done]
-            if rolled:
-                fields = ", ".join(interp.COLUMNS)
-                out.append(
-                    (
-                        f"SELECT {fields} FROM {self._rp(EDGE)} WHERE "
-                        f"{self._between_ms(rolled[0] + 1, rolled[-1] + SLOT_MS + 1)}{f} "
-                        "GROUP BY device_id",
-                        SLOT_MS,
-                        1,
-                    )
-                )
-        rest = [b for b in grid if b > done]
-        if rest:
-            out.append(self._raw_edges(rest[0], rest[-1], f, 1))
-        for b in off:
-            out.append(self._raw_edges(b, b, f, (b + 1) % SLOT_MS))
-        return out
-
-    def _raw_edges(self, first: int, last: int, f: str, offset: int) -> tuple[str, int, int]:
-        # From one slot before the first boundary (the reading before it, gaps up to
-        # interp.GAP_MS) to one slot after the last (the first reading after it).
-        where = f" WHERE {self._between_ms(first - SLOT_MS + 1, last + SLOT_MS + 1)}{f}"
-        q = interp.select(self._raw(), where, SLOT, f"{offset}ms", "device_id, site")
-        return q, SLOT_MS, offset
-
-    def _between_ms(self, lo: int, hi: int) -> str:
-        return f"time >= {lo}ms AND time < {hi}ms"
+        return [
+            interp.side(self._raw(), b, after, f)
+            for b in self.boundaries()
+            for after in (False, True)
+        ]
 
     def _reporting(self, f: str) -> str:
         """Distinct meters with a reading in ``[start, end)``: newest point per meter per part."""
@@ -334,31 +299,26 @@ def interpolate(
     plan: GreenPlan,
     imp: dict[int, float],
     exp: dict[int, float],
-    results: list[tuple[list[dict[str, Any]], int, int]],
+    results: list[list[dict[str, Any]]],
     skip: set[tuple[str, int]],
 ) -> int:
-    """Add to each slot the interpolated energy beyond its end's last reading and take
-    off the same at its start (per meter; not for the (meter, slot)s in ``skip``, whose
-    fixed-time values replaced them); return how many edges were used."""
-    found: dict[tuple[str, int], interp.Edge] = {}
-    for series, every, offset in results:
-        found.update(interp.edges(series, every, offset))
-    need = set(plan.boundaries())
-    found = {k: v for k, v in found.items() if k[1] in need}
-    lo = int(plan.start_grid.timestamp() * 1000)
-    hi = int(plan.end.timestamp() * 1000)
-    for (dev, b), edge in found.items():
-        for counter, slots in ((0, imp), (1, exp)):
-            d = edge.delta(b, counter)
-            if d == 0.0:
-                continue
-            # b closes the slot before it (when b > lo) and opens the one after (b < hi).
-            if b > lo:
-                before = (b - 1) // SLOT_MS * SLOT_MS
-                if counter or (dev, before) not in skip:
-                    slots[before] = slots.get(before, 0.0) + d
-            if b < hi:
-                after = b // SLOT_MS * SLOT_MS
-                if counter or (dev, after) not in skip:
-                    slots[after] = slots.get(after, 0.0) - d
-    return len(found)
+    """Add, per meter, the counters' interpolated part beyond the last reading before the
+    window's end to the last slot and take the part before its start off the first slot
+    (not for the (meter, slot)s in ``skip``, whose fixed-time values replaced them);
+    return how many (meter, end) of the import counter lay in a gap over
+    ``interp.GAP_MS`` (not interpolated; at the end only when a reading after it
+    exists). ``results``: the answers of :meth:`GreenPlan.edge_statements`, in order."""
+    gaps = 0
+    for i, b in enumerate(plan.boundaries()):
+        before, after = interp.readings(results[2 * i]), interp.readings(results[2 * i + 1])
+        sign = 1.0 if i else -1.0  # the end adds, the start takes off
+        slot = ((b - 1) if i else b) // SLOT_MS * SLOT_MS
+        for dev in before.keys() | after.keys():
+            for counter, slots in ((0, imp), (1, exp)):
+                d = interp.delta(b, before.get(dev), after.get(dev), counter)
+                if d is None:
+                    # Nothing after the end yet is no gap (a window ending now).
+                    gaps += counter == 0 and (i == 0 or dev in after)
+                elif d and (counter or (dev, slot) not in skip):
+                    slots[slot] = slots.get(slot, 0.0) + sign * d
+    return gaps

@@ -35,7 +35,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from api import interp
 from contract.influx import InfluxV1, quote_ident
 from contract.rules import ROLLUP_RP
 
@@ -52,9 +51,6 @@ LAG = 2 * EVERY + timedelta(minutes=1)
 CQ_PREFIX = "machi_green_"
 _MS = timedelta(milliseconds=1)
 COUNTERS = ("energy_import_kwh", "energy_export_kwh")
-#: Each meter's first reading after every demand-slot boundary (``api.interp``).
-EDGE = "energy_edge"
-EDGE_EVERY = "30m"
 
 
 def ts(t: datetime) -> str:
@@ -143,7 +139,6 @@ def rollups(db: str) -> list[Rollup]:
     raw = f"{d}..energy_meter"  # the database's default retention policy
     meter = f"{d}.{quote_ident(RP)}.energy_meter"
     site = f"{d}.{quote_ident(RP)}.energy_site"
-    edge = f"{d}.{quote_ident(RP)}.{EDGE}"
     by_meter = f"{GRID_BY}, device_id, site"
     return [
         Rollup(
@@ -157,14 +152,6 @@ def rollups(db: str) -> list[Rollup]:
             "SELECT LAST(energy_import_kwh) AS imp_last, LAST(energy_export_kwh) AS exp_last, "
             f"COUNT(seq) AS n INTO {meter} FROM {raw}",
             by_meter,
-        ),
-        Rollup(
-            # Per meter and 30-minute slot (b, b + 30 min]: the first reading after b, at
-            # its own time, with its pair's span and steps (api.interp), so the API can
-            # interpolate the counters to the demand-slot boundaries.
-            "meter_edges",
-            f"{interp.select_into(edge)} FROM ({interp.inner(raw, '', 'device_id, site')})",
-            f"time({EDGE_EVERY}, 1ms), device_id, site",
         ),
         Rollup(
             "site",

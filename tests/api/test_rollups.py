@@ -33,7 +33,7 @@ def _engines(influx: InfluxV1) -> tuple[KpiEngine, KpiEngine]:
 def test_setup_is_idempotent_and_replaces_outdated_cqs(influx: InfluxV1) -> None:
     done = rollups.setup(influx)
     assert f"created retention policy {rollups.RP}" in done
-    assert sum(d.startswith("created continuous query") for d in done) == 4
+    assert sum(d.startswith("created continuous query") for d in done) == 3
     assert rollups.setup(influx) == []  # CREATE CONTINUOUS QUERY would fail if re-run
     assert rollups.installed(influx)
     # A CQ left by an older version (same name, other text) is dropped and recreated.
@@ -50,8 +50,8 @@ def test_setup_is_idempotent_and_replaces_outdated_cqs(influx: InfluxV1) -> None
     ]
     assert "sum(imp_kwh)" in rollups.existing_cqs(influx)[name].lower()
     # CQs that ran every minute (before the 5-minute schedule) are replaced too.
-    assert len(rollups.setup(influx, every=timedelta(minutes=1))) == 8
-    assert len(rollups.setup(influx)) == 8
+    assert len(rollups.setup(influx, every=timedelta(minutes=1))) == 6
+    assert len(rollups.setup(influx)) == 6
     assert all("RESAMPLE EVERY 5m FOR 1h" in text for text in rollups.existing_cqs(influx).values())
     assert rollups.setup(influx) == []
 
