@@ -179,7 +179,11 @@ class GreenPlan:
         return int(self.start_grid.timestamp() * 1000), int(self.end.timestamp() * 1000)
 
     def edge_statements(self, site: str | None) -> list[str]:
-        """Each meter's readings either side of the window's start and of its end."""
+        """Each meter's readings either side of the window's start and of its end (none
+        for a window inside one interval: it covers no interval)."""
+        lo, hi = self.boundaries()
+        if lo >= hi:
+            return []
         f = self._site(site)
         return [
             interp.side(self._raw(), b, after, f)
@@ -309,6 +313,8 @@ def interpolate(
     ``interp.GAP_MS`` (not interpolated; at the end only when a reading after it
     exists). ``results``: the answers of :meth:`GreenPlan.edge_statements`, in order."""
     gaps = 0
+    if not results:
+        return gaps
     for i, b in enumerate(plan.boundaries()):
         before, after = interp.readings(results[2 * i]), interp.readings(results[2 * i + 1])
         sign = 1.0 if i else -1.0  # the end adds, the start takes off

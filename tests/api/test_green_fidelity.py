@@ -180,3 +180,11 @@ def test_no_interpolation_across_a_gap_over_15_minutes(influx: InfluxV1) -> None
         "end: not interpolated there, the gap's energy is counted in the interval of the "
         "reading after it"
     ]
+
+
+def test_a_window_inside_one_interval_covers_nothing(influx: InfluxV1) -> None:
+    lines = [_counter("m1", m / 2, 100.0 + m) for m in range(0, 20)]  # every 30 s
+    assert influx.write_lines("\n".join(lines).encode()).status_code == 204
+    w = Window(T0 + timedelta(seconds=61), T0 + timedelta(seconds=239))
+    v = {k.id: k.value for k in KpiEngine(influx, use_rollups=False).theme("green", w).kpis}
+    assert v["energy_consumption_kwh"] is None  # no interval starts in it
