@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from api import interp
 from api.rollups import GRID, LATE, RP, increase, per_meter_increase, step_parts, ts
 from contract.influx import quote_ident, quote_str
 
@@ -171,6 +172,25 @@ class GreenPlan:
         )
         return [bridge, parts]
 
+    # -- interpolation to the window's ends (api.interp) ------------------------------
+
+    def boundaries(self) -> tuple[int, int]:
+        """The window's ends, ms: its first interval's start and its end."""
+        return int(self.start_grid.timestamp() * 1000), int(self.end.timestamp() * 1000)
+
+    def edge_statements(self, site: str | None) -> list[str]:
+        """Each meter's readings either side of the window's start and of its end (none
+        for a window inside one interval: it covers no interval)."""
+        lo, hi = self.boundaries()
+        if lo >= hi:
+            return []
+        f = self._site(site)
+        return [
+            interp.side(self._raw(), b, after, f)
+            for b in self.boundaries()
+            for after in (False, True)
+        ]
+
     def _reporting(self, f: str) -> str:
         """Distinct meters with a reading in ``[start, end)``: newest point per meter per part."""
         parts = []
@@ -277,3 +297,34 @@ def _add(into: dict[int, float], series: list[dict[str, Any]], column: int) -> N
         for row in s.get("values", []):
             if row[column] is not None:
                 into[row[0]] = into.get(row[0], 0.0) + float(row[column])
+
+
+def interpolate(
+    plan: GreenPlan,
+    imp: dict[int, float],
+    exp: dict[int, float],
+    results: list[list[dict[str, Any]]],
+    skip: set[tuple[str, int]],
+) -> int:
+    """Add, per meter, the counters' interpolated part beyond the last reading before the
+    window's end to the last slot and take the part before its start off the first slot
+    (not for the (meter, slot)s in ``skip``, whose fixed-time values replaced them);
+    return how many (meter, end) of the import counter lay in a gap over
+    ``interp.GAP_MS`` (not interpolated; at the end only when a reading after it
+    exists). ``results``: the answers of :meth:`GreenPlan.edge_statements`, in order."""
+    gaps = 0
+    if not results:
+        return gaps
+    for i, b in enumerate(plan.boundaries()):
+        before, after = interp.readings(results[2 * i]), interp.readings(results[2 * i + 1])
+        sign = 1.0 if i else -1.0  # the end adds, the start takes off
+        slot = ((b - 1) if i else b) // SLOT_MS * SLOT_MS
+        for dev in before.keys() | after.keys():
+            for counter, slots in ((0, imp), (1, exp)):
+                d = interp.delta(b, before.get(dev), after.get(dev), counter)
+                if d is None:
+                    # Nothing after the end yet is no gap (a window ending now).
+                    gaps += counter == 0 and (i == 0 or dev in after)
+                elif d and (counter or (dev, slot) not in skip):
+                    slots[slot] = slots.get(slot, 0.0) + sign * d
+    return gaps

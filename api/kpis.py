@@ -15,9 +15,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from api import rollups
+from api import interp, rollups
 from api.config import KpiConfig
-from api.green import GreenPlan, per_meter, swap_fixed
+from api.green import GreenPlan, interpolate, per_meter, swap_fixed
 from contract.events import ALERT_STATE, ALERT_TYPES, BUS_ARRIVAL, CARE_ALERT, INGEST_STATS
 from contract.ids import check_id
 from contract.influx import InfluxError, InfluxV1, quote_ident, quote_str
@@ -207,13 +207,17 @@ class KpiEngine:
 
     def green(self, w: Window) -> ThemeResult:
         plan = self.green_plan(w)
+        edges = plan.edge_statements(w.site)
         res = self.run(
             [
                 *plan.statements(w.site),
                 _known_devices("energy_meter", w.site),
                 plan.fixed_slots(w.site),
+                *edges,
             ]
         )
+        edge_res = res[len(res) - len(edges) :]
+        del res[len(res) - len(edges) :]
         fixed_res = res.pop()
         imp_slots, exp_slots = plan.slots(res)
         # Meters with fixed-time half-hour readings (B-route): their whole slots come
@@ -227,6 +231,15 @@ class KpiEngine:
                 for key, kwh in per_meter(series).items():
                     counter[key] = counter.get(key, 0.0) + kwh
             swap_fixed(imp_slots, counter, fixed)
+        # Counters interpolated to the window's ends (not in the swapped slots).
+        gaps = interpolate(plan, imp_slots, exp_slots, edge_res, set(fixed))
+        notes = []
+        if gaps:
+            notes.append(
+                f"{gaps} meter(s) have a gap of over {interp.GAP_MS // 60000} min between "
+                "readings at the window's start or end: not interpolated there, the gap's "
+                "energy is counted in the interval of the reading after it"
+            )
         consumption = _total(imp_slots)
         peak_kwh = max(imp_slots.values()) if imp_slots else None
         reporting = self.scalar(res[-2]) or 0.0
@@ -243,7 +256,8 @@ class KpiEngine:
                     "energy_consumption_kwh",
                     consumption,
                     "kWh",
-                    "Grid import: sum over meters of the non-negative steps of energy_import_kwh",
+                    "Grid import: sum over meters of the reset-aware counter increase, the"
+                    " counters interpolated to the window's ends",
                 ),
                 self._kpi(
                     w,
@@ -265,7 +279,7 @@ class KpiEngine:
                     "pv_export_kwh",
                     _total(exp_slots),
                     "kWh",
-                    "Export to the grid: sum of the non-negative steps of energy_export_kwh",
+                    "Export to the grid: as energy_consumption_kwh on energy_export_kwh",
                 ),
                 self._kpi(
                     w,
@@ -275,6 +289,7 @@ class KpiEngine:
                     "Meters with at least one reading in the window / meters known to the database",
                 ),
             ],
+            notes,
         )
 
     def care(self, w: Window) -> ThemeResult:

@@ -36,8 +36,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from contract.influx import InfluxV1, quote_ident
+from contract.rules import ROLLUP_RP
 
-RP = "machi_rollup"
+RP = ROLLUP_RP
 GRID = timedelta(minutes=5)
 #: Late-data window: how long after it ends an interval is still recomputed by the CQs.
 LATE = timedelta(hours=1)

@@ -101,3 +101,13 @@ SOURCE_TYPES: Final[dict[str, SourceType]] = {
     "ble_gateway_serial": SourceType("wearable", multi_device=True),
     "ble_gateway_mqtt": SourceType("wearable", multi_device=True),
 }
+
+#: The green rollups (written by the API's continuous queries, read by the API and by
+#: Grafana, so both count energy by one rule): retention policy, the per-site measurement
+#: and, per counter field, the rollup field holding each 5-minute interval's energy.
+ROLLUP_RP: Final = "machi_rollup"
+ROLLUP_SITE: Final = "energy_site"
+ROLLUP_FIELDS: Final[dict[str, str]] = {
+    "energy_import_kwh": "imp_kwh",
+    "energy_export_kwh": "exp_kwh",
+}

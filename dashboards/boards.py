@@ -138,8 +138,10 @@ def green(k: int) -> db.Dashboard:
         "machi-green",
         title("環境・エネルギー", "Green: energy"),
         ["green", "energy"],
-        "Smart-meter consumption (from the cumulative import register, NON_NEGATIVE_DIFFERENCE "
-        "so meter resets do not count), PV export, peak 30-minute demand and net power.",
+        "Smart-meter consumption (the API's 5-minute rollups of the cumulative import "
+        "register: a meter reset keeps the new counter's increment, as the KPI API counts "
+        "it; the newest 5-10 minutes appear once rolled up), PV export, peak 30-minute "
+        "demand (counter-based) and net power.",
     ).with_variable(_site("energy_meter"))
     return _add(
         d,

@@ -19,7 +19,13 @@ and joins them as ``(a|b)``). InfluxQL has no HAVING and no JOIN; the recurring 
 from __future__ import annotations
 
 from contract.influx import quote_ident
-from contract.rules import ON_TIME_EARLY_S, ON_TIME_LATE_S
+from contract.rules import (
+    ON_TIME_EARLY_S,
+    ON_TIME_LATE_S,
+    ROLLUP_FIELDS,
+    ROLLUP_RP,
+    ROLLUP_SITE,
+)
 
 SITE = '"site" =~ /^$site$/'
 ROUTE = '"route_id" =~ /^$route$/'
@@ -56,38 +62,43 @@ def route_values() -> str:
 # --- green: energy ------------------------------------------------------------------
 
 
-def _energy_steps(field: str, group: str) -> str:
-    # NON_NEGATIVE_DIFFERENCE on the cumulative register: consumption per step per meter;
-    # a meter reset (register back to ~0) yields a negative step, which is dropped.
-    return (
-        f'SELECT non_negative_difference(last({quote_ident(field)})) AS "kwh" FROM "energy_meter" '
-        f'WHERE {TF} AND {SITE} GROUP BY {group}, "device_id", "site"'
-    )
+def _rollup(field: str) -> tuple[str, str]:
+    """The site rollup measurement and the field holding ``field``'s 5-minute energy."""
+    if field not in ROLLUP_FIELDS:
+        raise ValueError(f"{field!r} has no rollup; use one of {', '.join(ROLLUP_FIELDS)}")
+    source = f"{quote_ident(ROLLUP_RP)}.{quote_ident(ROLLUP_SITE)}"
+    return source, quote_ident(ROLLUP_FIELDS[field])
+
+
+# Energy is read from the API's rollups (``machi_rollup.energy_site``: per site and
+# right-closed 5-minute interval (b, b + 5 min], the reset-aware counter step, labelled
+# b + 1 ms; docs/kpis.md "Green"), so Grafana and ``GET /v1/kpis/green`` count energy by
+# the same rule. A range covers the intervals that start in it, as the API's window does
+# (the API counts a last interval cut by the window's end only up to that end). The CQs
+# write an interval within ~5-10 min after it ends: the newest minutes appear then.
 
 
 def energy_per_interval(field: str = "energy_import_kwh") -> str:
     """kWh per Grafana interval per site (import, or export with the export register)."""
-    return (
-        f'SELECT sum("kwh") FROM ({_energy_steps(field, IV)}) '
-        f'WHERE {TF} GROUP BY {IV}, "site" fill(none)'
-    )
+    source, col = _rollup(field)
+    return f'SELECT sum({col}) FROM {source} WHERE {TF} AND {SITE} GROUP BY {IV}, "site" fill(none)'
 
 
 def energy_total(field: str = "energy_import_kwh", by_site: bool = False) -> str:
-    """kWh over the whole time range: raw consecutive differences summed per meter."""
-    inner = (
-        f'SELECT non_negative_difference({quote_ident(field)}) AS "kwh" FROM "energy_meter" '
-        f'WHERE {TF} AND {SITE} GROUP BY "device_id", "site"'
-    )
+    """kWh over the whole time range: the rollup's 5-minute intervals added up."""
+    source, col = _rollup(field)
     group = ' GROUP BY "site"' if by_site else ""
-    return f'SELECT sum("kwh") AS "kwh" FROM ({inner}){group}'
+    return f'SELECT sum({col}) AS "kwh" FROM {source} WHERE {TF} AND {SITE}{group}'
 
 
 def peak_demand_30m() -> str:
-    """Peak 30-minute demand in kW (Japanese demand slots): max over slots of kWh x 2."""
+    """Peak 30-minute demand in kW (Japanese demand slots): max over slots of kWh x 2.
+
+    Counter-based only: the API also swaps in B-route fixed-time half-hour values."""
+    source, col = _rollup("energy_import_kwh")
     per_slot = (
-        f'SELECT sum("kwh") * 2 AS "kw" FROM ({_energy_steps("energy_import_kwh", "time(30m)")}) '
-        f'WHERE {TF} GROUP BY time(30m), "site"'
+        f'SELECT sum({col}) * 2 AS "kw" FROM {source} WHERE {TF} AND {SITE} '
+        'GROUP BY time(30m), "site"'
     )
     return f'SELECT max("kw") AS "peak_kw" FROM ({per_slot}) GROUP BY "site"'
 

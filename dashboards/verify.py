@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from contract.influx import InfluxError, InfluxV1
+from contract.rules import ROLLUP_RP
 from dashboards.boards import BOARDS, DEFAULT_K, Board
 from dashboards.export import board_json
 from dashboards.macros import Context, expand
@@ -85,6 +86,8 @@ def run_board(
             rows, error = count_rows(client.query(query)), None
         except InfluxError as exc:
             rows, error = 0, exc.message
+            if ROLLUP_RP in error:
+                error += " (the green panels read the API's rollups: run `machi api setup-rollups`)"
         out.append(PanelResult(board.uid, panel, ref_id, query, rows, error))
     return out
 

@@ -32,11 +32,15 @@ def _fixed(dev: str, minute: int, imp: float) -> str:
     return line("energy_meter", {"device_id": dev, "site": "s"}, fields, MS0 + minute * MIN)
 
 
-def _green(influx: InfluxV1, lines: list[str], hours: float = 1.0) -> list[dict]:
-    """The green KPIs over [T0, T0 + hours) from raw points and from the rollups."""
-    assert influx.write_lines("\n".join(lines).encode()).status_code == 204
+def _green(
+    influx: InfluxV1, lines: list[str], hours: float = 1.0, start_min: int = 0
+) -> list[dict]:
+    """The green KPIs over [T0 + start_min, T0 + hours) from raw points and from the
+    rollups (lines written once; pass [] to reuse them)."""
+    if lines:
+        assert influx.write_lines("\n".join(lines).encode()).status_code == 204
     cfg = KpiConfig(emission_factor_t_per_kwh=0.0005)
-    w = Window(T0, T0 + timedelta(hours=hours))
+    w = Window(T0 + timedelta(minutes=start_min), T0 + timedelta(hours=hours))
     raw = KpiEngine(influx, cfg, use_rollups=False)
     rollups.setup(influx)
     rollups.run(influx, T0 - timedelta(hours=1), T0 + timedelta(hours=hours + 1))
@@ -101,3 +105,86 @@ def test_fixed_values_only_for_whole_slots_in_the_window(influx: InfluxV1) -> No
     w = Window(T0 + timedelta(minutes=10), T0 + timedelta(hours=1))
     v = {k.id: k.value for k in engine.theme("green", w).kpis}
     assert v["energy_consumption_kwh"] == pytest.approx(20 * 0.4 + 7.5)
+
+
+# -- counters interpolated to the window's ends (api.interp) ----------------------------
+
+
+def _at(dev: str, ms: int, imp: float) -> str:
+    fields = {"power_w": 1.0, "energy_import_kwh": imp, "seq": 1}
+    return line("energy_meter", {"device_id": dev, "site": "s"}, fields, ms)
+
+
+def test_readings_every_7_minutes_are_interpolated(influx: InfluxV1) -> None:
+    # 1 kWh/min up to the reading at :28, 3 kWh/min after it (the power changes at a
+    # reading, so the linear interpolation is the truth): slot 0 = 28 + 2 x 3 = 34,
+    # slot 30 = 30 x 3 = 90. Readings at -14, -7, 0, 7, ..., 63: none on :30 or :60.
+    lines, value = [], 0.0
+    for m in range(-14, 70, 7):
+        lines.append(_counter("m1", m, value))
+        value += 7.0 * (1.0 if m < 28 else 3.0)
+    for v in _green(influx, lines):
+        assert v["energy_consumption_kwh"] == pytest.approx(34.0 + 90.0)
+        # Inside the window :30 is not interpolated: slot 30 = 28 -> 56 plus the end's
+        # interpolated 4/7 of the pair 56 -> 63 = 84 + 12.
+        assert v["peak_demand_kw"] == pytest.approx(96.0 / 0.5)
+    for v in _green(influx, [], start_min=30):  # the slot alone: both ends interpolated
+        assert v["peak_demand_kw"] == pytest.approx(90.0 / 0.5)
+        assert v["energy_consumption_kwh"] == pytest.approx(90.0)
+    # Without interpolation: 28 -> 56 = 84 over [:00, :60), 35 -> 56 = 63 over [:30, :60).
+
+
+def test_readings_at_400_ms_past_the_minute(influx: InfluxV1) -> None:
+    # Readings at m:00.4, 1 kWh/min, 3 kWh/min from the reading at 30:00.4 on: slot 30
+    # = 0.4 s at 1 kWh/min + (30 min - 0.4 s) at 3 kWh/min.
+    lines, value = [], 100.0
+    for m in range(-2, 62):
+        lines.append(_at("m1", MS0 + m * MIN + 400, value))
+        value += 1.0 if m < 30 else 3.0
+    slot30 = 0.4 / 60 + (30 - 0.4 / 60) * 3.0
+    for v in _green(influx, lines):
+        assert v["energy_consumption_kwh"] == pytest.approx(30.0 + slot30, rel=1e-9)
+    for v in _green(influx, [], start_min=30):
+        assert v["peak_demand_kw"] == pytest.approx(slot30 / 0.5, rel=1e-9)
+    # Without interpolation: slot 30 = 29:00.4 -> 59:00.4 = 1 + 29 x 3 = 88.
+
+
+def test_reset_between_two_readings_across_a_boundary(influx: InfluxV1) -> None:
+    # Every 10 min at :-5, :5, ..., 1 kWh/min; replaced between :25 and :35 (the new
+    # counter reads 4 at :35: the pair's increase is 4, Prometheus increase()), half of it
+    # before :30. [:00, :30) = (1025 - 1000) + 2 = 27; [:30, :60) = 2 + 10 + 10 + 5 = 27.
+    readings = [(-5, 995.0), (5, 1005.0), (15, 1015.0), (25, 1025.0)]
+    readings += [(35, 4.0), (45, 14.0), (55, 24.0), (65, 34.0)]
+    for v in _green(influx, [_counter("m1", m, c) for m, c in readings], hours=0.5):
+        assert v["energy_consumption_kwh"] == pytest.approx(27.0)
+    for v in _green(influx, [], start_min=30):
+        assert v["energy_consumption_kwh"] == pytest.approx(27.0)
+        assert v["peak_demand_kw"] == pytest.approx(27.0 / 0.5)
+    for v in _green(influx, []):
+        assert v["energy_consumption_kwh"] == pytest.approx(54.0)
+    # Without interpolation: [:00, :30) = 995 -> 1025 = 30, [:30, :60) = 4 + 10 + 10.
+
+
+def test_no_interpolation_across_a_gap_over_15_minutes(influx: InfluxV1) -> None:
+    # 1 kWh/min, readings at -3, 2, 7, 12, 17, then a 35-minute gap to 52, 57, 62. :30 lies
+    # in the gap: not interpolated; the gap's 35 kWh stay with the reading after it, as
+    # the step rule counts them: [:30, :60) = 35 + 5 + 3 (to :60, interpolated).
+    minutes = [-3, 2, 7, 12, 17, 52, 57, 62]
+    for v in _green(influx, [_counter("m1", m, 100.0 + m) for m in minutes], start_min=30):
+        assert v["energy_consumption_kwh"] == pytest.approx(43.0)
+    for v in _green(influx, []):
+        assert v["energy_consumption_kwh"] == pytest.approx(60.0)  # nothing lost
+    w = Window(T0 + timedelta(minutes=30), T0 + timedelta(hours=1))
+    assert KpiEngine(influx, use_rollups=False).theme("green", w).notes == [
+        "1 meter(s) have a gap of over 15 min between readings at the window's start or "
+        "end: not interpolated there, the gap's energy is counted in the interval of the "
+        "reading after it"
+    ]
+
+
+def test_a_window_inside_one_interval_covers_nothing(influx: InfluxV1) -> None:
+    lines = [_counter("m1", m / 2, 100.0 + m) for m in range(0, 20)]  # every 30 s
+    assert influx.write_lines("\n".join(lines).encode()).status_code == 204
+    w = Window(T0 + timedelta(seconds=61), T0 + timedelta(seconds=239))
+    v = {k.id: k.value for k in KpiEngine(influx, use_rollups=False).theme("green", w).kpis}
+    assert v["energy_consumption_kwh"] is None  # no interval starts in it

@@ -5,12 +5,18 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 
+from api import rollups
 from contract.influx import InfluxV1
 from machi.servers import Influxd
 from tests.dashboards.demo_data import Demo, demo
+
+
+def ms(t: int) -> datetime:
+    return datetime.fromtimestamp(t / 1000, UTC)
 
 
 @pytest.fixture(scope="module")
@@ -20,5 +26,8 @@ def demo_db(influxd: Influxd) -> Iterator[tuple[InfluxV1, Demo]]:
     data = demo(int(time.time() * 1000))
     r = client.write_lines("\n".join(data.lines).encode())
     assert r.status_code == 204, r.text
+    # The green panels read the API's rollups, as `machi api` keeps them.
+    rollups.setup(client)
+    rollups.run(client, ms(data.start_ms), ms(data.end_ms + 60_000))
     yield client, data
     client.close()

@@ -64,7 +64,7 @@ def energy(start: int) -> list[str]:
 def expected_import_kwh(site: str) -> float:
     steps = METERS_PER_SITE * (STEPS - 1)
     if site == SMALL_SITE:
-        steps -= 1  # the reset step
+        steps -= 1  # the reset step: the new counter reads 0, so its increment is 0
     return steps * KWH_PER_STEP
 
 

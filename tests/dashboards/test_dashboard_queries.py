@@ -3,9 +3,16 @@ with Grafana's macros and variables expanded as Grafana does."""
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
+from api import rollups
+from api.config import KpiConfig
+from api.kpis import KpiEngine, Window
 from contract.influx import InfluxV1
+from contract.lineprotocol import line
 from dashboards import queries as q
 from dashboards.boards import BOARDS, DEFAULT_K
 from dashboards.macros import Context, expand
@@ -58,7 +65,7 @@ def test_site_regex_escaping_excludes_lookalikes(demo_db: tuple[InfluxV1, Demo])
     assert _rows(client, demo, q.energy_total(), site=["kitaX1"]) == []
 
 
-def test_energy_total_uses_non_negative_difference(demo_db: tuple[InfluxV1, Demo]) -> None:
+def test_energy_total_from_the_rollup(demo_db: tuple[InfluxV1, Demo]) -> None:
     client, demo = demo_db
     rows = _rows(client, demo, q.energy_total(by_site=True))
     got = {r["site"]: r["kwh"] for r in rows}
@@ -139,6 +146,10 @@ def test_verify_cli(
     empty = InfluxV1(client.url, client.db + "_empty")
     empty.create_database()
     monkeypatch.setenv("MACHI_INFLUX_DB", empty.db)
+    # Without the API's rollups the green panels fail, saying what to run.
+    assert main(["dashboards", "verify"]) == 1
+    assert "run `machi api setup-rollups`" in capsys.readouterr().out
+    rollups.setup(empty)
     assert main(["dashboards", "verify", "--require-rows"]) == 1
     assert main(["dashboards", "verify"]) == 0  # empty is not an error by default
     empty.close()
@@ -156,3 +167,63 @@ def test_alerts_board_counts_states_and_time_to_acknowledge(demo_db: tuple[Influ
     # 2 instances x cumulative failures 0..35 on mailto
     fails = _rows(client, demo, q.channel_failures())
     assert sum(r["sum"] for r in fails) == 70
+
+
+def test_green_panels_equal_the_kpi_api(influx: InfluxV1) -> None:
+    """Grafana's consumption, export and peak demand over a range are the API's rollup
+    step rule: equal to the API's green KPIs on readings on the 5-minute boundaries,
+    with a counter reset to a non-zero value (the new counter's increment counts). On
+    readings off the boundaries the API also interpolates the counters to the range's
+    ends (and slot boundaries), Grafana does not: they differ by exactly that."""
+    t0 = datetime(2024, 6, 3, 0, 0, tzinfo=UTC)
+    ms0 = int(t0.timestamp() * 1000)
+    lines = []
+    for i in range(-2, 40):
+        imp = 1000.0 + 0.7 * i if i < 23 else 0.3 + 0.7 * (i - 23)  # replaced before i=23
+        fields = {"energy_import_kwh": imp, "energy_export_kwh": 5.0 + 0.1 * i, "seq": 1}
+        lines.append(
+            line("energy_meter", {"device_id": "m1", "site": "a.1"}, fields, ms0 + i * 300_000)
+        )
+        fields = {"energy_import_kwh": 20.0 + 0.2 * i, "seq": 1}  # every 4 min 10.4 s
+        lines.append(
+            line("energy_meter", {"device_id": "m2", "site": "b"}, fields, ms0 + i * 250_400 + 7)
+        )
+    assert influx.write_lines("\n".join(lines).encode()).status_code == 204
+    rollups.setup(influx)
+    rollups.run(influx, t0 - timedelta(hours=1), t0 + timedelta(hours=4))
+    end = t0 + timedelta(hours=2, minutes=30)
+    ctx = Context(ms0, int(end.timestamp() * 1000), {"site": ["a.1", "b"]})
+
+    def api(site: str | None) -> dict[str, float | None]:
+        engine = KpiEngine(influx, KpiConfig())
+        engine.clock = lambda: end + timedelta(hours=1)  # the rollup covers the window
+        assert engine.green_plan(Window(t0, end)).frontier == end
+        return {k.id: k.value for k in engine.theme("green", Window(t0, end, site)).kpis}
+
+    a = api("a.1")
+    per_site = {r["site"]: r["kwh"] for r in client_rows(influx, q.energy_total(by_site=True), ctx)}
+    # m1: 30 steps of 0.7 and the reset's 0.3 (the old rule dropped that whole step).
+    assert per_site["a.1"] == pytest.approx(0.7 * 29 + 0.3)
+    assert per_site["a.1"] == pytest.approx(a["energy_consumption_kwh"])
+    peaks = {r["site"]: r["peak_kw"] for r in client_rows(influx, q.peak_demand_30m(), ctx)}
+    assert peaks["a.1"] == pytest.approx(a["peak_demand_kw"])
+    export = {
+        r["site"]: r["kwh"]
+        for r in client_rows(influx, q.energy_total("energy_export_kwh", by_site=True), ctx)
+    }
+    assert export["a.1"] == pytest.approx(a["pv_export_kwh"])
+    series = client_rows(
+        influx, q.energy_per_interval(), dataclasses.replace(ctx, variables={"site": ["a.1"]})
+    )
+    assert sum(r["sum"] for r in series) == pytest.approx(a["energy_consumption_kwh"])
+    # m2 off the boundaries: the API adds the interpolated part after the last reading
+    # before the end (8764.007 s -> 9000 s of a 250.4 s pair of 0.2 kWh) and takes off
+    # the part before the start (t0 - 250.393 s -> t0).
+    b = api("b")
+    delta_end = 0.2 * (9_000_000 - (35 * 250_400 + 7)) / 250_400
+    delta_start = 0.2 * 250_393 / 250_400
+    assert b["energy_consumption_kwh"] == pytest.approx(per_site["b"] + delta_end - delta_start)
+
+
+def client_rows(client: InfluxV1, query: str, ctx: Context) -> list[dict]:
+    return client.rows(expand(query, ctx))

@@ -1,0 +1,1 @@
+"""machi\x27s test suite (a package, so test modules never shadow the components they test)."""
