@@ -1,1 +1,1 @@
-"""machi\x27s test suite (a package, so test modules never shadow the components they test)."""
+"""machi's test suite: a package, so that a test folder never shadows the component it tests."""
