@@ -84,6 +84,19 @@ class IngestOptions(ConnectionOptions):
         help="furthest accepted future reading time in seconds",
     )
 
+    registry: Path | None = option(
+        None,
+        env="MACHI_REGISTRY",
+        help="device registry written by `machi devices`: telemetry is bound to each "
+        "device's kind and site (re-read on change); required unless --open-mode",
+    )
+    open_mode: bool = option(
+        False,
+        env="MACHI_INGEST_OPEN",
+        help="accept telemetry of any device without a registry (demo, benchmarks); "
+        "logged at start",
+    )
+
     @field_validator("mqtt_protocol")
     @classmethod
     def _known_protocol(cls, v: int) -> int:
@@ -110,4 +123,6 @@ class IngestOptions(ConnectionOptions):
                 max_past_ms=self.max_past_s * 1000, max_future_ms=self.max_future_s * 1000
             ),
             confirm=self.confirm,
+            registry=self.registry,
+            open_mode=self.open_mode,
         )

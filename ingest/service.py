@@ -28,6 +28,7 @@ from contract.mqtt import MqttOptions, connect, make_client
 from contract.schema import Reason, Rejected, decode_message
 from contract.status import decode_status
 from contract.topics import Topics
+from ingest.binding import load_binding
 from ingest.config import IngestConfig
 from ingest.deadletter import DeadLetterFile
 from ingest.metrics import IngestMetrics
@@ -77,6 +78,8 @@ class IngestService:
         self.cfg = cfg
         self.topics = Topics(cfg.settings.topic_prefix)
         self.metrics = metrics or IngestMetrics()
+        # Device binding first: a missing registry stops the worker before it connects.
+        self.binding = load_binding(cfg.registry, cfg.open_mode, self.metrics.site_rewrites.inc)
         self.deadletters = DeadLetterFile(cfg.dead_letter_file)
         self._stop = threading.Event()
         self._stopped = False
@@ -261,6 +264,8 @@ class IngestService:
         if parsed is not None:
             kind, device_id = cast(tuple[str, str], parsed)
             message = decode_message(kind, device_id, payload, now_ms, self.cfg.limits)
+            if self.binding is not None:
+                message = self.binding.bind(message)  # raises Rejected; may set the site
             # Readings are in time order in practice; the last one stands for the newest.
             return message_lines(message), message.readings[-1].t, (device_id, message.seq)
         if topic.startswith(self._status_prefix):

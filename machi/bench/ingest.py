@@ -131,6 +131,7 @@ def _end_to_end(
             run_id,
             client_id=f"{run_id}-w{i}",
             extra_args=extra,
+            open_mode=True,  # simulated fleet, no registry: benchmarks run open, explicitly
         )  # fmt: skip
         for i in range(env.args.workers)
     ]
@@ -192,6 +193,7 @@ def _latency(env: Env, db: str, run_id: str) -> list[float]:
         db,
         run_id,
         client_id=f"{run_id}-lat",
+        open_mode=True,
     )
     worker.start()
     stop = threading.Event()

@@ -113,6 +113,7 @@ def stack_factory(
             settings.influx_db,
             settings.topic_prefix,
             extra_args=["--batch-seconds", "0.2"],
+            open_mode=True,  # the agent's devices are not in a registry here
         )
         ingest.start()
         (tmp_path / "dev").mkdir()

@@ -42,6 +42,7 @@ def ingest_proc(
     return IngestProcess(
         tmp_path / name, mqtt, influx_url, s.influx_db, s.topic_prefix,
         client_id=f"{name}-{s.topic_prefix}", extra_args=["--batch-seconds", "0.3", *extra],
+        open_mode=True,
     )  # fmt: skip
 
 

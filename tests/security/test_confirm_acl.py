@@ -47,6 +47,7 @@ def test_refused_confirmations_are_switched_off_and_storing_goes_on(
         dead_letter_file=tmp_path / "dl.jsonl",
         metrics_port=None,
         batch_s=0.2,
+        open_mode=True,
     )
     caplog.set_level(logging.ERROR, logger="machi.ingest")
     svc = IngestService(cfg)
