@@ -16,7 +16,9 @@ import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
+from api import quota
 from api.config import ApiConfig, KpiConfig
+from api.disclosure_options import DisclosureOptions
 from api.routes import alerts, inventory, kpis, ops, transit
 from api.state import Api
 from api.timeparse import TimeError, parse_time
@@ -30,12 +32,16 @@ def create_app(
     settings: Settings | None = None,
     cfg: ApiConfig | None = None,
     kpi_cfg: KpiConfig | None = None,
+    disclosure: DisclosureOptions | None = None,
+    quotas: quota.QuotaOptions | None = None,
 ) -> FastAPI:
     """Build the app; settings default to the ``MACHI_*`` environment."""
     api = Api(
         settings or Settings.from_env(),
         cfg or ApiConfig.from_env(),
         kpi_cfg or KpiConfig.from_env(),
+        disclosure,
+        quotas,
     )
 
     @asynccontextmanager
@@ -91,6 +97,7 @@ def create_app(
             status_code=503,
         )
 
+    quota.install(app, api.quota, api.keys)
     for module in (kpis, inventory, alerts, transit, ops):
         app.include_router(module.build(api))
     return app

@@ -44,6 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="do not create the green rollup CQs at start-up (KPIs then read raw points)",
     )
+    _add_i10_options(p)  # i10: disclosure + quota option tables
     p.set_defaults(func=run)
     actions = p.add_subparsers(dest="action", metavar="ACTION")
     setup = actions.add_parser(
@@ -64,6 +65,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     again.add_argument("--start", required=True, help="RFC 3339 start, e.g. 2024-05-01T00:00:00Z")
     again.add_argument("--end", required=True, help="RFC 3339 end (exclusive)")
     again.set_defaults(func=run_rollup)
+
+
+def _add_i10_options(p: argparse.ArgumentParser) -> None:
+    """i10: the care disclosure and quota options (own tables, see their modules)."""
+    from api.disclosure_options import DisclosureOptions
+    from api.quota import QuotaOptions
+    from contract.options import add_options
+
+    add_options(p, DisclosureOptions)
+    add_options(p, QuotaOptions)
 
 
 def _influx(args: argparse.Namespace) -> InfluxV1:
@@ -124,9 +135,16 @@ def run(args: argparse.Namespace) -> int:
 
     from api.app import create_app
     from api.config import ApiConfig, KpiConfig
+    from api.disclosure_options import DisclosureOptions  # i10
+    from api.quota import QuotaOptions  # i10
     from contract.influx import InfluxError
+    from contract.options import load_options, print_config  # i10
     from contract.settings import settings_from_args
 
+    disclosure = load_options(DisclosureOptions, args)  # i10
+    quotas = load_options(QuotaOptions, args)  # i10
+    if args.print_config:  # i10: only the option-table options so far
+        return print_config(disclosure, **quotas.redacted())
     settings = settings_from_args(args)
     cfg = ApiConfig.from_env(
         host=args.host,
@@ -149,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
             )
         finally:
             influx.close()
-    app = create_app(settings, cfg, KpiConfig.from_env())
+    app = create_app(settings, cfg, KpiConfig.from_env(), disclosure, quotas)  # i10
     if not len(app.state.api.keys) and not cfg.anonymous:
         print(
             "machi api: no API keys configured and anonymous access is off, so every request "

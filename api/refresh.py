@@ -91,10 +91,13 @@ class Refresher:
         now = self.clock()
         end = datetime.fromtimestamp(now - now % self.interval_s, UTC)
         answers: dict[tuple[str, str | None], dict[str, Any]] = {}
+        # Public care figures exist only for whole grid tiles: the newest complete one.
+        tile = self.engine.policy.last_tile(end)
         for site in [None, *self.sites()]:
             w = Window(end - DEFAULT_SPAN, end, site)
             for theme in THEMES:
-                answers[(theme, site)] = self.engine.theme(theme, w).as_dict()
+                tw = Window(*tile, site) if theme == "care" else w
+                answers[(theme, site)] = self.engine.theme(theme, tw).as_dict()
         snap = Snapshot(end, time.monotonic(), answers)
         self._snapshot = snap  # one reference swap: readers see a whole round or the old one
         self.rounds += 1

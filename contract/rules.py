@@ -33,8 +33,10 @@ THEMES: Final = ("green", "care", "transit", "platform")
 ALERT_TYPES: Final = CARE_ALERT_TYPES
 
 #: k-anonymity threshold of care figures: a value over fewer than k residents is
-#: suppressed. Below CARE_K_MIN a figure can single out one household.
-CARE_K_DEFAULT: Final = 5
+#: suppressed. CARE_K_DEFAULT is the public scope's k; the care scope may be given a
+#: lower one, never below CARE_K_MIN (a figure over fewer residents can single out one
+#: household). The other disclosure rules are in contract.disclosure.
+CARE_K_DEFAULT: Final = 10
 CARE_K_MIN: Final = 5
 
 #: A stop arrival is on time from ON_TIME_EARLY_S early to ON_TIME_LATE_S late (seconds).
