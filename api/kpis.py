@@ -135,12 +135,14 @@ class KpiEngine:
         config: KpiConfig | None = None,
         use_rollups: bool = True,
         policy: Policy | None = None,
+        care_table_ttl_s: float = 10.0,
     ) -> None:
         self.influx = influx
         self.config = config or KpiConfig()
         k = self.config.care_k
         self.policy = policy or Policy(k_public=k, k_care=k)
-        self._care_tables = TtlCache(10.0, max_entries=64)
+        # One table serves the city and every site of a window (the refresher asks for all).
+        self._care_tables = TtlCache(care_table_ttl_s, max_entries=64)
         self.use_rollups = use_rollups
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)  # tests move it
         self.last_query = ""

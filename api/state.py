@@ -49,7 +49,9 @@ class Api:
         self.cfg = cfg
         self.influx = InfluxV1.from_settings(settings, timeout=10.0)
         policy = (disclosure or DisclosureOptions()).policy(kpi_cfg.care_k)  # i10
-        self.engine = KpiEngine(self.influx, kpi_cfg, policy=policy)
+        self.engine = KpiEngine(
+            self.influx, kpi_cfg, policy=policy, care_table_ttl_s=cfg.cache_ttl_s
+        )
         self.keys = KeyStore.load(cfg.keys, cfg.keys_file)
         self.audit = AuditLog(cfg.audit_log)
         self.cache = TtlCache(cfg.cache_ttl_s)

@@ -48,6 +48,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="refresher interval for the default-window measurement (default 30 s)",
     )
     p.add_argument(
+        "--flood-seconds",
+        type=float,
+        default=20.0,
+        help="flood case: seconds of uncached 31-day windows (default 20; 0 = skip)",
+    )
+    p.add_argument("--flood-clients", type=int, default=8, help="flood clients (default 8)")
+    p.add_argument(
+        "--flood-rate-limits",
+        action="store_true",
+        help="keep the per-key/per-client rate limits on in the flood (default: off, so "
+        "the flood reaches the expensive-query cap)",
+    )
+    p.add_argument(
+        "--max-expensive",
+        type=int,
+        default=None,
+        help="MACHI_API_MAX_EXPENSIVE for the flood case (default: the API's default)",
+    )
+    p.add_argument(
         "--statements",
         type=int,
         default=5,
@@ -225,7 +244,7 @@ def run(args: argparse.Namespace) -> int:
         )
         worst = 0.0
         for theme in THEMES:
-            engine.theme(theme, Window(start, end))
+            engine.theme(theme, Window(start, end), public=False)
             # As time passes the rollup frontier may move up to the window's end during the
             # run; the API then reads a shorter raw tail than the bare statements captured here.
             q = engine.last_query
@@ -248,7 +267,7 @@ def run(args: argparse.Namespace) -> int:
         if args.statements:
             print(f"\nper statement, bare, median of {args.statements} (ms):")
             for theme in THEMES:
-                engine.theme(theme, Window(start, end))
+                engine.theme(theme, Window(start, end), public=False)
                 for stmt in engine.last_query.split(";\n"):
                     took = []
                     for _ in range(args.statements):
@@ -295,6 +314,21 @@ def run(args: argparse.Namespace) -> int:
             f"worst p99: uncached {worst:.1f} ms, default window (refreshed) "
             f"{worst_refreshed:.1f} ms (target {args.target_ms:g} ms)"
         )
+        server.should_exit = True
+        if args.flood_seconds > 0:
+            from machi.bench.flood import run_flood
+
+            run_flood(
+                workdir,
+                influxd.url,
+                "bench",
+                end_ms,
+                args.flood_clients,
+                args.flood_seconds,
+                args.flood_rate_limits,
+                args.max_expensive,
+                args.refresh,
+            )
         return 0
     finally:
         if server is not None:
