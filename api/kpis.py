@@ -276,13 +276,17 @@ class KpiEngine:
 
     # -- care: every figure through contract.disclosure ------------------------------
 
-    def care_table(self, w: Window) -> CareTable:
+    def care_table(
+        self, w: Window, extra: list[str] | None = None
+    ) -> tuple[CareTable, list[list[dict[str, Any]]]]:
         """True care figures of every site and the city for ``w`` (its site is ignored):
-        disclosure control needs the whole table to know what a figure would reveal."""
+        disclosure control needs the whole table to know what a figure would reveal.
+        ``extra`` statements go in the same request; their series are returned."""
+        extra = extra or []
         key = (w.start, w.end)
         hit = self._care_tables.get(key)
         if hit is not None:
-            return cast(CareTable, hit)
+            return cast(CareTable, hit), self.run(extra) if extra else []
         tw = w.time_clause()
         res = self.run(
             [
@@ -291,6 +295,7 @@ class KpiEngine:
                 _count_devices("wearable", tw),
                 f"SELECT COUNT(episode_ms) FROM {CARE_ALERT} WHERE {tw} AND state = 'open' "
                 'GROUP BY site, "type"',
+                *extra,
             ]
         )
         residents = {CITY: int(self.scalar(res[1]) or 0)}
@@ -305,7 +310,7 @@ class KpiEngine:
                 alerts[(tags["site"], tags["type"])] = int(self.scalar([sr]) or 0)
         table = CareTable(residents, alerts)
         self._care_tables.get_or_compute(key, lambda: table)
-        return table
+        return table, res[3:]
 
     def care(self, w: Window, public: bool = True) -> ThemeResult:
         """Care KPIs of one row (``w.site`` or the city) after disclosure control.
@@ -315,13 +320,13 @@ class KpiEngine:
         """
         policy = self.policy
         row = w.site or CITY
+        known = 0.0
         if public and not policy.on_grid(w.start, w.end):
             prot = None
         else:
-            table = self.care_table(w)
+            table, res = self.care_table(w, [_known_devices("wearable", w.site)])
             prot = protect(table, policy.k(public), policy.small_count if public else None)
-        res = self.run([_known_devices("wearable", w.site)]) if prot is not None else [[]]
-        known = self.scalar(res[0], column=0) or 0.0
+            known = self.scalar(res[0], column=0) or 0.0
         kpis: list[Kpi] = []
         for col in COLUMNS:
             kid = {RESIDENTS: "residents_monitored", TOTAL: "alerts_total"}.get(

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Path
 from api.auth import Principal
 from api.kpis import THEMES, Window, iso
 from api.models import AllKpisModel, ThemeModel
+from api.refresh import CARE_SCOPE
 from api.routes.params import EndQ, SiteQ, StartQ, Theme
 from api.state import Api
 from api.timeparse import TimeError
@@ -82,6 +83,11 @@ def build(api: Api) -> APIRouter:
                     + policy.grid_rule()
                 )
             return api.theme("care", w)
+        if start is None and end is None:
+            hit = api.refreshed(CARE_SCOPE, site)
+            if hit is not None:
+                api.audit_access(who, "care_kpis", site=site, start=hit["start"], end=hit["end"])
+                return hit
         w = api.window(start, end, site)
         api.audit_access(who, "care_kpis", site=site, start=iso(w.start), end=iso(w.end))
         return api.theme("care", w, public=False)

@@ -55,6 +55,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--flood-clients", type=int, default=8, help="flood clients (default 8)")
     p.add_argument(
+        "--flood-only", action="store_true", help="load the data, then run only the flood case"
+    )
+    p.add_argument(
         "--flood-rate-limits",
         action="store_true",
         help="keep the per-key/per-client rate limits on in the flood (default: off, so "
@@ -188,6 +191,23 @@ def _serve(uvicorn: Any, app: Any) -> tuple[Any, httpx.Client]:
     )
 
 
+def _flood(args: argparse.Namespace, workdir: Path, influx_url: str, end_ms: int) -> int:
+    from machi.bench.flood import run_flood
+
+    run_flood(
+        workdir,
+        influx_url,
+        "bench",
+        end_ms,
+        args.flood_clients,
+        args.flood_seconds,
+        args.flood_rate_limits,
+        args.max_expensive,
+        args.refresh,
+    )
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -221,6 +241,8 @@ def run(args: argparse.Namespace) -> int:
             datetime.fromtimestamp(end_ms / 1000, UTC),
         )
         print(f"rolled up {rolled:,} rollup points in {time.perf_counter() - t0:.1f} s")
+        if args.flood_only:
+            return _flood(args, workdir, influxd.url, end_ms)
 
         cfg = ApiConfig(
             keys=f"{KEY}:operator", cache_ttl_s=0, refresh_s=0, audit_log=workdir / "audit.jsonl"
@@ -232,7 +254,7 @@ def run(args: argparse.Namespace) -> int:
             "start": start.isoformat().replace("+00:00", "Z"),
             "end": end.isoformat().replace("+00:00", "Z"),
         }
-        engine = KpiEngine(influx, KpiConfig())
+        engine = KpiEngine(influx, KpiConfig(), care_table_ttl_s=0)  # uncached, as the API here
         plan = engine.green_plan(Window(start, end))
         print(
             f"green: rollup intervals [{plan.start_grid:%m-%d %H:%M}, "
@@ -315,21 +337,7 @@ def run(args: argparse.Namespace) -> int:
             f"{worst_refreshed:.1f} ms (target {args.target_ms:g} ms)"
         )
         server.should_exit = True
-        if args.flood_seconds > 0:
-            from machi.bench.flood import run_flood
-
-            run_flood(
-                workdir,
-                influxd.url,
-                "bench",
-                end_ms,
-                args.flood_clients,
-                args.flood_seconds,
-                args.flood_rate_limits,
-                args.max_expensive,
-                args.refresh,
-            )
-        return 0
+        return _flood(args, workdir, influxd.url, end_ms) if args.flood_seconds > 0 else 0
     finally:
         if server is not None:
             server.should_exit = True

@@ -35,6 +35,7 @@ THEMES = ("green", "transit", "platform")
 class Probe:
     default_ms: list[float]
     healthz_ms: list[float]
+    failed: Counter[str]  # "path status" of answers other than 200
 
 
 def _iso(t: datetime) -> str:
@@ -67,7 +68,7 @@ def _flood(base: str, key: str, end_ms: int, seconds: float, seed: int, out: Any
 
 def _probe(base: str, seconds: float) -> Probe:
     """Default-window answers and /healthz, sampled every ~20 ms, in two threads."""
-    p = Probe([], [])
+    p = Probe([], [], Counter())
     stop = time.monotonic() + seconds
 
     def loop(path: str, sink: list[float]) -> None:
@@ -78,8 +79,10 @@ def _probe(base: str, seconds: float) -> Probe:
             while time.monotonic() < stop:
                 target = path.format(theme=("green", "care", "transit", "platform")[i % 4])
                 t = time.perf_counter()
-                c.get(target).raise_for_status()
+                r = c.get(target)
                 sink.append((time.perf_counter() - t) * 1000)
+                if r.status_code != 200:
+                    p.failed[f"{path} {r.status_code}"] += 1
                 i += 1
                 time.sleep(0.02)
 
@@ -168,6 +171,11 @@ def run_flood(
     )
     refused = [ln for ln in metrics.splitlines() if ln.startswith("machi_api_quota_refused")]
     print("refused by quota: " + ("; ".join(refused) or "none"))
+    failed = quiet.failed + loud.failed
+    print(
+        "probe answers other than 200: "
+        + (", ".join(f"{k}: {v}" for k, v in failed.items()) or "none")
+    )
     print(f"{'':<22} {'quiet p50':>9} {'quiet p99':>9} {'flood p50':>9} {'flood p99':>9} ratio p99")
     rows = (("default window", quiet.default_ms, loud.default_ms, 100.0),
             ("/healthz", quiet.healthz_ms, loud.healthz_ms, 50.0))  # fmt: skip
