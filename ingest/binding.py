@@ -29,11 +29,12 @@ from pathlib import Path
 
 import msgspec
 
+from contract.options import Options, option
 from contract.registry import Registry, RegistryError, read_json
 from contract.schema import Message, Reason, Rejected
 from contract.settings import ConfigError
 
-__all__ = ["Binding", "Bound", "load_binding"]
+__all__ = ["Binding", "BindingOptions", "Bound", "load_binding"]
 
 log = logging.getLogger("machi.ingest.binding")
 
@@ -152,6 +153,26 @@ class Binding:
                 "registry",
             )
         return msg
+
+
+class BindingOptions(Options):
+    """The binding options of every telemetry consumer (``machi ingest``, ``machi events``)."""
+
+    registry: Path | None = option(
+        None,
+        env="MACHI_REGISTRY",
+        help="device registry written by `machi devices`: telemetry is bound to each "
+        "device's kind and site (re-read on change); required unless --open-mode",
+    )
+    open_mode: bool = option(
+        False,
+        env="MACHI_INGEST_OPEN",
+        help="accept telemetry of any device without a registry (demo, benchmarks); "
+        "logged at start",
+    )
+
+    def binding(self, on_rewrite: Callable[[], object] | None = None) -> Binding | None:
+        return load_binding(self.registry, self.open_mode, on_rewrite)
 
 
 def load_binding(

@@ -8,12 +8,13 @@ from pydantic import field_validator
 
 from contract.options import ConnectionOptions, option, settings_of
 from contract.schema import Limits
+from ingest.binding import BindingOptions
 from ingest.config import IngestConfig
 
 __all__ = ["IngestOptions"]
 
 
-class IngestOptions(ConnectionOptions):
+class IngestOptions(ConnectionOptions, BindingOptions):
     """Options of an ingest worker; :meth:`config` turns them into an :class:`IngestConfig`."""
 
     client_id: str = option(
@@ -82,19 +83,6 @@ class IngestOptions(ConnectionOptions):
         ge=0,
         le=86400,
         help="furthest accepted future reading time in seconds",
-    )
-
-    registry: Path | None = option(
-        None,
-        env="MACHI_REGISTRY",
-        help="device registry written by `machi devices`: telemetry is bound to each "
-        "device's kind and site (re-read on change); required unless --open-mode",
-    )
-    open_mode: bool = option(
-        False,
-        env="MACHI_INGEST_OPEN",
-        help="accept telemetry of any device without a registry (demo, benchmarks); "
-        "logged at start",
     )
 
     @field_validator("mqtt_protocol")

@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0915 -- a linear script re
         events = EventsProcess(
             work / "events",
             ["--mqtt-url", mosq.url, "--influx-url", influxd.url, "--influx-db", db,
-             "--topic-prefix", prefix, "--gtfs", str(gtfs)],
+             "--topic-prefix", prefix, "--gtfs", str(gtfs), "--open-mode"],
         )  # fmt: skip
         api = ApiProcess(
             work / "api", influxd.url, db,

@@ -28,7 +28,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--hr-high", type=float, help="bpm [MACHI_CARE_HR_HIGH, default 120]")
     r.add_argument("--hr-sustain-s", type=float, help="seconds [MACHI_CARE_HR_SUSTAIN_S, 60]")
     r.add_argument("--spo2-low", type=float, help="percent [MACHI_CARE_SPO2_LOW, default 90]")
+    _add_binding_options(r)  # i10: --registry / --open-mode (ingest/binding.py)
     r.set_defaults(func=run)
+
+
+def _add_binding_options(p: argparse.ArgumentParser) -> None:
+    from contract.options import add_options
+    from ingest.binding import BindingOptions
+
+    add_options(p, BindingOptions)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,8 +66,18 @@ def run(args: argparse.Namespace) -> int:
             schedule = Schedule.load(gtfs)
         except GtfsError as exc:
             raise ConfigError(str(exc)) from None
+    from contract.options import load_options, print_config  # i10
+    from ingest.binding import BindingOptions  # i10
+
+    binding_opts = load_options(BindingOptions, args)  # i10
+    if args.print_config:  # i10: only the option-table options so far
+        return print_config(binding_opts)
     worker = EventsWorker(
-        settings, rules, schedule, EventsOptions(client_id=args.client_id, radius_m=args.radius_m)
+        settings,
+        rules,
+        schedule,
+        EventsOptions(client_id=args.client_id, radius_m=args.radius_m),
+        binding_opts.binding(),  # i10: exits 2 without a registry or open mode
     )
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())

@@ -169,7 +169,7 @@ def run_flood(
         + ", ".join(f"{k}: {v}" for k, v in sorted(codes.items()))
         + f"; flood latency p50 {statistics.median(flood_ms):.1f} ms"
     )
-    refused = [ln for ln in metrics.splitlines() if ln.startswith("machi_api_quota_refused")]
+    refused = [ln for ln in metrics.splitlines() if ln.startswith("machi_api_quota_refused_total")]
     print("refused by quota: " + ("; ".join(refused) or "none"))
     failed = quiet.failed + loud.failed
     print(

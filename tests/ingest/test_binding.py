@@ -206,3 +206,54 @@ def test_open_mode_is_logged_and_accepts_any_device(
     publish(settings, [meter("anything-1", "anywhere", 1)])
     got = wait_until(lambda: rows(influx), lambda r: len(r) >= 1, timeout=20)
     assert [(r["device_id"], r["site"]) for r in got] == [("anything-1", "anywhere")]
+
+
+def test_events_worker_applies_the_same_binding(
+    settings: Settings, influx: InfluxV1, registry: Path
+) -> None:
+    """A wearable that claims another district raises no alert there (machi events)."""
+    from ingest.binding import Binding
+    from ingest.events.care import CareRules
+    from ingest.events.worker import EventsOptions, EventsWorker
+
+    w = EventsWorker(
+        settings,
+        CareRules(),
+        None,
+        EventsOptions(client_id="ev-bind-" + settings.topic_prefix),
+        Binding(registry),
+    )
+    w.start()
+    try:
+        assert w.connected.wait(10)
+        time.sleep(0.3)  # the SUBACK
+        t = now_ms() - 5000
+        fall = [{"t": t, "fall": True}]
+        publish(
+            settings,
+            [
+                make_message("wearable", "wear-1", "minami", 1, fall),  # spoofed site
+                make_message("wearable", "wear-z", "kita", 1, fall),  # unknown device
+                make_message("wearable", "wear-1", "kita", 2, [{"t": t + 1, "fall": True}]),
+            ],
+        )
+        rows = wait_until(
+            lambda: influx.rows('SELECT state, device_id, site, "type" FROM care_alert'),
+            lambda r: len(r) >= 1,
+            timeout=20,
+        )
+        wait_until(lambda: w.stats["messages"], lambda n: n >= 3, timeout=20)
+        assert [(r["device_id"], r["site"], r["type"]) for r in rows] == [
+            ("wear-1", "kita", "fall")
+        ]
+        assert w.stats["rejected_wrong_site"] == 1 and w.stats["rejected_unknown_device"] == 1
+    finally:
+        w.stop()
+
+
+def test_events_cli_needs_a_registry_or_open_mode(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["events", "run", "--mqtt-url", settings.mqtt_url]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--open-mode" in err[0]
