@@ -130,8 +130,13 @@ def load(path: Path) -> Registry:
 
 
 def save(reg: Registry, path: Path) -> None:
-    """Write atomically (temp file + fsync + rename), readable by the owner only."""
-    write_private(path, json.dumps(reg.to_json(), indent=2, sort_keys=True) + "\n")
+    """Write atomically (temp file + fsync + rename), readable by the owner only, or with
+    the mode the existing file was given (e.g. 0644 so that ingest's container reads it)."""
+    try:
+        mode = os.stat(path).st_mode & 0o644  # never group/other write or any execute
+    except FileNotFoundError:
+        mode = 0o600
+    write_private(path, json.dumps(reg.to_json(), indent=2, sort_keys=True) + "\n", mode=mode)
 
 
 def write_private(path: Path, text: str, mode: int = 0o600) -> None:
