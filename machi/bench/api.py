@@ -60,8 +60,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--flood-rate-limits",
         action="store_true",
-        help="keep the per-key/per-client rate limits on in the flood (default: off, so "
-        "the flood reaches the expensive-query cap)",
+        help="keep the per-key rate limits on in the flood (default: off, so the flood "
+        "reaches the expensive-query cap)",
     )
     p.add_argument(
         "--max-expensive",
