@@ -15,7 +15,7 @@ import pytest
 
 from contract.influx import InfluxV1
 from contract.settings import Settings
-from machi.servers import Influxd, Mosquitto
+from machi.servers import Influxd, Mosquitto, Postgres
 
 
 @pytest.fixture(scope="session")
@@ -46,6 +46,21 @@ def own_influxd(tmp_path: Path) -> Iterator[Influxd]:
     i.kill()
 
 
+#: Fixtures that start or use a real server: a test that asks for one (directly or through
+#: another fixture) is an integration test.
+SERVER_FIXTURES = frozenset(
+    {"mosquitto", "influxd", "own_mosquitto", "own_influxd", "settings", "influx", "postgres"}
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark server tests ``integration``, so ``pytest -m "not integration"`` is a fast loop."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if names & SERVER_FIXTURES or item.get_closest_marker("faults"):
+            item.add_marker(pytest.mark.integration)
+
+
 def _unique(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:10]}"
 
@@ -67,3 +82,10 @@ def influx(settings: Settings) -> Iterator[InfluxV1]:
     client.create_database()
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
+    """One PostgreSQL cluster for the session (Debian's postgresql), database ``machi``."""
+    with Postgres(tmp_path_factory.mktemp("postgres")) as p:
+        yield p

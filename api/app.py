@@ -36,13 +36,15 @@ def create_app(
     quotas: quota.QuotaOptions | None = None,
 ) -> FastAPI:
     """Build the app; settings default to the ``MACHI_*`` environment."""
-    api = Api(
-        settings or Settings.from_env(),
-        cfg or ApiConfig.from_env(),
-        kpi_cfg or KpiConfig.from_env(),
-        disclosure,
-        quotas,
-    )
+    if settings is None or cfg is None or kpi_cfg is None:
+        from api.options import ApiOptions
+        from contract.options import load_options, settings_of
+
+        opts = load_options(ApiOptions)
+        settings = settings or settings_of(opts)
+        cfg = cfg or opts.api_config()
+        kpi_cfg = kpi_cfg or opts.kpi_config()
+    api = Api(settings, cfg, kpi_cfg, disclosure, quotas)  # i10: None = from MACHI_*
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from contract.settings import add_connection_args
+from api.options import ApiOptions
+from contract.options import add_options, load_options, print_config, settings_of
 
 if TYPE_CHECKING:
     from contract.influx import InfluxV1
@@ -17,33 +17,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "api",
         help="serve the city KPI API (FastAPI + uvicorn)",
         description="Theme KPIs, sites, devices, care alerts and GTFS-RT vehicle positions "
-        "over HTTP. Every flag also reads a MACHI_* environment variable; flags win.",
+        "over HTTP. Each flag has a MACHI_* variable; a flag wins over its variable, which "
+        "wins over the default.",
     )
-    p.add_argument("--host", help="bind address [MACHI_API_HOST, default 127.0.0.1]")
-    p.add_argument("--port", type=int, help="port [MACHI_API_PORT, default 8000]")
-    add_connection_args(p, "influx", "db")
-    p.add_argument("--keys-file", help="file of 'key:scope' lines [MACHI_API_KEYS_FILE]")
-    p.add_argument(
-        "--anonymous",
-        action="store_true",
-        default=None,
-        help="serve public aggregates without a key [MACHI_API_ANONYMOUS=1]",
-    )
-    p.add_argument("--audit-log", type=Path, help="care-access audit JSONL [MACHI_API_AUDIT_LOG]")
-    p.add_argument(
-        "--cache-ttl", type=float, help="seconds to cache KPI answers [MACHI_API_CACHE_TTL]"
-    )
-    p.add_argument(
-        "--refresh",
-        type=float,
-        help="recompute the default (last 24 h) answers every N s, 0 = off "
-        "[MACHI_API_REFRESH_S, default 30]",
-    )
-    p.add_argument(
-        "--no-rollups",
-        action="store_true",
-        help="do not create the green rollup CQs at start-up (KPIs then read raw points)",
-    )
+    add_options(p, ApiOptions)
     _add_i10_options(p)  # i10: disclosure + quota option tables
     p.set_defaults(func=run)
     actions = p.add_subparsers(dest="action", metavar="ACTION")
@@ -71,7 +48,6 @@ def _add_i10_options(p: argparse.ArgumentParser) -> None:
     """i10: the care disclosure and quota options (own tables, see their modules)."""
     from api.disclosure_options import DisclosureOptions
     from api.quota import QuotaOptions
-    from contract.options import add_options
 
     add_options(p, DisclosureOptions)
     add_options(p, QuotaOptions)
@@ -79,10 +55,9 @@ def _add_i10_options(p: argparse.ArgumentParser) -> None:
 
 def _influx(args: argparse.Namespace) -> InfluxV1:
     from contract.influx import InfluxV1
-    from contract.settings import settings_from_args
 
-    s = settings_from_args(args)
-    return InfluxV1.from_settings(s, timeout=600.0)
+    # The connection flags belong to `machi api` itself: `machi api --influx-url U rollup`.
+    return InfluxV1.from_settings(settings_of(load_options(ApiOptions, args)), timeout=600.0)
 
 
 def setup_rollups(influx: InfluxV1, backfill_hours: float, only_if_new: bool) -> None:
@@ -131,31 +106,20 @@ def run_rollup(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     import httpx
-    import uvicorn
 
     from api.app import create_app
-    from api.config import ApiConfig, KpiConfig
     from api.disclosure_options import DisclosureOptions  # i10
     from api.quota import QuotaOptions  # i10
     from contract.influx import InfluxError
-    from contract.options import load_options, print_config  # i10
-    from contract.settings import settings_from_args
 
+    opts = load_options(ApiOptions, args)
     disclosure = load_options(DisclosureOptions, args)  # i10
     quotas = load_options(QuotaOptions, args)  # i10
-    if args.print_config:  # i10: only the option-table options so far
-        return print_config(disclosure, **quotas.redacted())
-    settings = settings_from_args(args)
-    cfg = ApiConfig.from_env(
-        host=args.host,
-        port=args.port,
-        keys_file=args.keys_file,
-        anonymous=args.anonymous,
-        audit_log=args.audit_log,
-        cache_ttl_s=args.cache_ttl,
-        refresh_s=args.refresh,
-    )
-    if not args.no_rollups:
+    if args.print_config:
+        return print_config(opts, **disclosure.redacted(), **quotas.redacted())  # i10
+    cfg = opts.api_config()
+    app = create_app(settings_of(opts), cfg, opts.kpi_config(), disclosure, quotas)  # i10
+    if opts.rollups:
         influx = _influx(args)
         try:
             setup_rollups(influx, 25.0, only_if_new=True)
@@ -167,11 +131,29 @@ def run(args: argparse.Namespace) -> int:
             )
         finally:
             influx.close()
-    app = create_app(settings, cfg, KpiConfig.from_env(), disclosure, quotas)  # i10
     if not len(app.state.api.keys) and not cfg.anonymous:
         print(
             "machi api: no API keys configured and anonymous access is off, so every request "
             "will get 401. Set MACHI_API_KEYS='key:scope,...' or MACHI_API_ANONYMOUS=1."
         )
-    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False)
+    serve(app, cfg.host, cfg.port)
     return 0
+
+
+def serve(app: object, host: str, port: int) -> None:
+    """Run uvicorn; a port that cannot be bound is one clear line (exit code 2)."""
+    import socket
+
+    import uvicorn
+
+    from contract.settings import ConfigError
+
+    try:
+        sock = socket.create_server((host, port), reuse_port=False)
+    except OSError as exc:
+        raise ConfigError(
+            f"--port / MACHI_API_PORT: cannot listen on {host}:{port} ({exc.strerror}); "
+            "is another machi api running? choose another port"
+        ) from None
+    config = uvicorn.Config(app, log_level="warning", access_log=False)  # type: ignore[arg-type]
+    uvicorn.Server(config).run(sockets=[sock])

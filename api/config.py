@@ -1,13 +1,12 @@
-"""Settings of the KPI API, read through the one loader (``contract.settings``)."""
+"""The KPI API's runtime configuration (built from the option table in ``api/options.py``)."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from contract.rules import CARE_K_DEFAULT, ON_TIME_EARLY_S, ON_TIME_LATE_S, check_care_k
-from contract.settings import ConfigError, env, env_bool, env_float, env_int
+from contract.settings import ConfigError
 
 #: Shikoku Electric Power (Yonden), FY2021 adjusted emission factor, menu C (residual),
 #: 0.532 kg-CO2/kWh, as corrected by the government on 2023-06-01
@@ -37,16 +36,6 @@ class KpiConfig:
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
 
-    @classmethod
-    def from_env(cls) -> KpiConfig:
-        return cls(
-            emission_factor_t_per_kwh=env_float(
-                "MACHI_GRID_EMISSION_FACTOR", DEFAULT_EMISSION_FACTOR_T_PER_KWH
-            ),
-            care_k=env_int("MACHI_CARE_K", CARE_K_DEFAULT),
-            online_window_s=env_int("MACHI_ONLINE_WINDOW_S", 300),
-        )
-
 
 @dataclass(frozen=True)
 class ApiConfig:
@@ -62,21 +51,6 @@ class ApiConfig:
     refresh_s: float = 30.0
     audit_log: Path = Path(".machi/audit/api-audit.jsonl")
     max_window_days: int = 31
-
-    @classmethod
-    def from_env(cls, **overrides: object) -> ApiConfig:
-        values: dict[str, object] = {
-            "host": env("MACHI_API_HOST", cls.host),
-            "port": env_int("MACHI_API_PORT", cls.port),
-            "keys": os.environ.get("MACHI_API_KEYS", ""),
-            "keys_file": os.environ.get("MACHI_API_KEYS_FILE") or None,
-            "anonymous": env_bool("MACHI_API_ANONYMOUS", False),
-            "cache_ttl_s": env_float("MACHI_API_CACHE_TTL", cls.cache_ttl_s),
-            "refresh_s": env_float("MACHI_API_REFRESH_S", cls.refresh_s),
-            "audit_log": Path(env("MACHI_API_AUDIT_LOG", str(cls.audit_log))),
-        }
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)  # type: ignore[arg-type]
 
     def __post_init__(self) -> None:
         if self.refresh_s < 0:

@@ -39,6 +39,8 @@ __all__ = [
     "ConnectionOptions",
     "InfluxOptions",
     "MqttOptions",
+    "RegistryOptions",
+    "TopicOptions",
     "Options",
     "add_options",
     "load_options",
@@ -109,7 +111,13 @@ class Options(BaseSettings):
         return out
 
 
-class MqttOptions(Options):
+class TopicOptions(Options):
+    """The topic prefix (``{prefix}/v1/...``)."""
+
+    topic_prefix: str = option("city", env="MACHI_TOPIC_PREFIX", help="topic prefix")
+
+
+class MqttOptions(TopicOptions):
     """Broker connection and topic prefix."""
 
     mqtt_url: str = option(
@@ -120,7 +128,6 @@ class MqttOptions(Options):
     mqtt_ca: Path | None = option(None, env="MACHI_MQTT_CA", help="TLS trust anchor (PEM)")
     mqtt_cert: Path | None = option(None, env="MACHI_MQTT_CERT", help="TLS client certificate")
     mqtt_key: Path | None = option(None, env="MACHI_MQTT_KEY", help="TLS client key", secret=True)
-    topic_prefix: str = option("city", env="MACHI_TOPIC_PREFIX", help="topic prefix")
 
     def model_post_init(self, context: Any, /) -> None:
         try:
@@ -143,6 +150,14 @@ class InfluxOptions(Options):
     )
     influx_org: str | None = option(None, env="MACHI_INFLUX_ORG", help="InfluxDB 2.x org")
     influx_bucket: str | None = option(None, env="MACHI_INFLUX_BUCKET", help="InfluxDB 2.x bucket")
+
+
+class RegistryOptions(Options):
+    """The device registry file that ``machi devices`` writes (and ingest reads)."""
+
+    registry: Path = option(
+        Path(".devices.json"), env="MACHI_REGISTRY", help="device registry file (JSON)"
+    )
 
 
 class ConnectionOptions(MqttOptions, InfluxOptions):

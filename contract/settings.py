@@ -6,7 +6,6 @@ same ``MACHI_*`` variable means the same thing everywhere.
 
 from __future__ import annotations
 
-import argparse
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -122,54 +121,12 @@ class Settings:
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
-        """Settings from ``MACHI_*`` variables; non-None ``overrides`` (flags) win."""
-        values: dict[str, Any] = {
-            "mqtt_url": env("MACHI_MQTT_URL", cls.mqtt_url),
-            "topic_prefix": env("MACHI_TOPIC_PREFIX", cls.topic_prefix),
-            "influx_url": env("MACHI_INFLUX_URL", cls.influx_url),
-            "influx_db": env("MACHI_INFLUX_DB", cls.influx_db),
-            "influx_user": os.environ.get("MACHI_INFLUX_USER") or None,
-            "influx_password": os.environ.get("MACHI_INFLUX_PASSWORD") or None,
-            "influx_token": os.environ.get("MACHI_INFLUX_TOKEN") or None,
-            "influx_org": os.environ.get("MACHI_INFLUX_ORG") or None,
-            "influx_bucket": os.environ.get("MACHI_INFLUX_BUCKET") or None,
-            "mqtt_ca": os.environ.get("MACHI_MQTT_CA") or None,
-            "mqtt_cert": os.environ.get("MACHI_MQTT_CERT") or None,
-            "mqtt_key": os.environ.get("MACHI_MQTT_KEY") or None,
-        }
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        settings = cls(**values)
-        MqttUrl.parse(settings.mqtt_url)  # fail early with a clear message
-        return settings
+        """Settings from ``MACHI_*`` variables (declared once, in
+        ``contract.options.ConnectionOptions``); non-None ``overrides`` (flags) win."""
+        from contract.options import ConnectionOptions, load_options, settings_of
+
+        return settings_of(load_options(ConnectionOptions, **overrides))
 
     @property
     def mqtt(self) -> MqttUrl:
         return MqttUrl.parse(self.mqtt_url)
-
-
-#: Connection flags shared by every subcommand: (flag, Settings field, help).
-_CONNECTION_FLAGS = {
-    "mqtt": (
-        "--mqtt-url",
-        "mqtt_url",
-        "broker URL, e.g. mqtt://user:pass@127.0.0.1:1883 [MACHI_MQTT_URL]",
-    ),
-    "influx": ("--influx-url", "influx_url", "InfluxDB URL [MACHI_INFLUX_URL]"),
-    "db": ("--influx-db", "influx_db", "database (v1 API) [MACHI_INFLUX_DB, default city]"),
-    "prefix": ("--topic-prefix", "topic_prefix", "topic prefix [MACHI_TOPIC_PREFIX, default city]"),
-}
-
-
-def add_connection_args(parser: argparse.ArgumentParser, *which: str) -> None:
-    """Declare the ``--mqtt-url``/``--influx-url``/``--influx-db``/``--topic-prefix`` flags
-    a subcommand takes (``which`` from: mqtt, influx, db, prefix)."""
-    for key in which:
-        flag, _field, help_text = _CONNECTION_FLAGS[key]
-        parser.add_argument(flag, help=help_text)
-
-
-def settings_from_args(args: argparse.Namespace) -> Settings:
-    """Settings from the environment, overridden by whichever connection flags were given."""
-    return Settings.from_env(
-        **{f: getattr(args, f, None) for _flag, f, _help in _CONNECTION_FLAGS.values()}
-    )

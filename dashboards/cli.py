@@ -7,8 +7,9 @@ import sys
 import time
 from pathlib import Path
 
-from contract.rules import CARE_K_DEFAULT, CARE_K_MIN, check_care_k
-from contract.settings import ConfigError, env, env_int
+from contract.options import add_options, load_options, print_config, settings_of
+from contract.settings import ConfigError
+from dashboards.options import DashboardOptions, DeployOptions
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,60 +19,42 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e = sub.add_parser("export", help="regenerate dashboards/json/ from the code")
     e.add_argument("--out", type=Path, help="directory (default: the package's json/)")
     e.add_argument("--check", action="store_true", help="only report stale files; exit 1 if any")
-    _k(e)
+    add_options(e, DashboardOptions, only=["k"])
     e.set_defaults(func=_export)
 
     d = sub.add_parser("deploy", help="push datasource, folders and dashboards to Grafana")
-    d.add_argument("--url", help="Grafana URL (MACHI_GRAFANA_URL, default http://127.0.0.1:3000)")
-    d.add_argument("--token", help="service-account token (MACHI_GRAFANA_TOKEN)")
-    d.add_argument("--user", help="basic-auth user (MACHI_GRAFANA_USER)")
-    d.add_argument("--password", help="basic-auth password (MACHI_GRAFANA_PASSWORD)")
-    d.add_argument(
-        "--influx-url",
-        help="InfluxDB URL as Grafana's server reaches it (MACHI_GRAFANA_INFLUX_URL, "
-        "default MACHI_INFLUX_URL)",
-    )
-    d.add_argument("--influx-db", help="database (MACHI_INFLUX_DB, default city)")
+    add_options(d, DeployOptions)
     d.add_argument(
         "--rotate-password",
         action="store_true",
         help="re-send MACHI_INFLUX_PASSWORD even if Grafana already stores one",
     )
-    _k(d)
     d.set_defaults(func=_deploy)
 
     v = sub.add_parser("verify", help="run every panel query against InfluxDB; fail on errors")
     v.add_argument("--hours", type=float, default=24.0, help="time range to query (default 24)")
     v.add_argument("--require-rows", action="store_true", help="also fail on empty panels")
-    _k(v)
+    add_options(v, DashboardOptions)
     v.set_defaults(func=_verify)
 
 
-def _k(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--k",
-        type=int,
-        default=None,
-        help="care privacy threshold: minimum residents behind a shown value "
-        f"(MACHI_CARE_K, default {CARE_K_DEFAULT}, at least {CARE_K_MIN})",
-    )
-
-
-def _resolve_k(args: argparse.Namespace) -> int:
-    from dashboards.boards import DEFAULT_K
-
-    k = args.k if args.k is not None else env_int("MACHI_CARE_K", DEFAULT_K)
-    try:
-        return check_care_k(int(k), "--k / MACHI_CARE_K")
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+def _opts(cls: type[DashboardOptions], args: argparse.Namespace) -> DashboardOptions | None:
+    """The options, or None after printing them for ``--print-config``."""
+    opts = load_options(cls, args)
+    if args.print_config:
+        print_config(opts)
+        return None
+    return opts
 
 
 def _export(args: argparse.Namespace) -> int:
     from dashboards.export import JSON_DIR, export, stale
 
+    opts = _opts(DashboardOptions, args)
+    if opts is None:
+        return 0
     root = args.out or JSON_DIR
-    k = _resolve_k(args)
+    k = opts.k
     if args.check:
         bad = stale(root, k)
         for path in bad:
@@ -83,27 +66,27 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _deploy(args: argparse.Namespace) -> int:
-    import os
-
-    from contract.settings import Settings
     from dashboards.deploy import DeployError, InfluxTarget, connect, deploy
 
-    url = args.url or env("MACHI_GRAFANA_URL", "http://127.0.0.1:3000")
-    token = args.token or os.environ.get("MACHI_GRAFANA_TOKEN") or None
-    user = args.user or os.environ.get("MACHI_GRAFANA_USER") or None
-    password = args.password or os.environ.get("MACHI_GRAFANA_PASSWORD") or None
-    if user and not password:
+    opts = _opts(DeployOptions, args)
+    if opts is None:
+        return 0
+    assert isinstance(opts, DeployOptions)
+    token = opts.token.get_secret_value() if opts.token else None
+    password = opts.password.get_secret_value() if opts.password else None
+    if opts.user and not password:
         raise ConfigError("MACHI_GRAFANA_USER is set but MACHI_GRAFANA_PASSWORD is not")
-    settings = Settings.from_env(influx_db=args.influx_db)
+    settings = settings_of(opts)
     influx = InfluxTarget(
-        url=args.influx_url or env("MACHI_GRAFANA_INFLUX_URL", settings.influx_url),
+        url=opts.grafana_influx_url or settings.influx_url,
         database=settings.influx_db,
         user=settings.influx_user,
         password=settings.influx_password,
     )
+    url, user = opts.url, opts.user
     try:
         api = connect(url, token, (user, password) if user and password else None)
-        report = deploy(api, url, influx, _resolve_k(args), args.rotate_password)
+        report = deploy(api, url, influx, opts.k, args.rotate_password)
     except DeployError as exc:
         print(f"machi dashboards deploy: {exc}", file=sys.stderr)
         return 1
@@ -117,14 +100,15 @@ def _deploy(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     from contract.influx import InfluxV1
-    from contract.settings import Settings
     from dashboards.verify import run_all
 
-    s = Settings.from_env()
-    client = InfluxV1.from_settings(s)
+    opts = _opts(DashboardOptions, args)
+    if opts is None:
+        return 0
+    client = InfluxV1.from_settings(settings_of(opts))
     now = int(time.time() * 1000)
     try:
-        results = run_all(client, now - int(args.hours * 3_600_000), now, _resolve_k(args))
+        results = run_all(client, now - int(args.hours * 3_600_000), now, opts.k)
     finally:
         client.close()
     failed = 0

@@ -9,7 +9,20 @@ import signal
 import sys
 from pathlib import Path
 
-DEFAULT_REGISTRY = ".devices.json"
+from contract.options import (
+    RegistryOptions,
+    TopicOptions,
+    add_options,
+    load_options,
+    print_config,
+)
+
+
+class DevicesOptions(RegistryOptions, TopicOptions):
+    """``machi devices``: the registry, and the topic prefix its ACL is written for."""
+
+
+DEFAULT_REGISTRY = str(DevicesOptions.model_fields["registry"].default)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,12 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "devices",
         help="device identities: add, list, revoke, rotate, grant, export broker auth files",
     )
-    p.add_argument(
-        "--registry",
-        default=None,
-        help=f"registry file (env MACHI_REGISTRY, default {DEFAULT_REGISTRY})",
-    )
-    ops = p.add_subparsers(dest="op", required=True, metavar="OP")
+    add_options(p, DevicesOptions, only=["registry"])
+    p.set_defaults(func=_no_op, devices_parser=p)
+    ops = p.add_subparsers(dest="op", metavar="OP")
 
     a = ops.add_parser("add", help="add an identity and print its secret once (on stdout)")
     a.add_argument("id")
@@ -67,7 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e = ops.add_parser("export", help="write Mosquitto's password file and ACL file")
     e.add_argument("--passwd", required=True, type=Path, help="password file to write")
     e.add_argument("--acl", required=True, type=Path, help="ACL file to write")
-    e.add_argument("--topic-prefix", default=None, help="topic prefix (env MACHI_TOPIC_PREFIX)")
+    add_options(e, DevicesOptions, only=["topic_prefix"])
     e.add_argument(
         "--reload-pid",
         type=int,
@@ -77,8 +87,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.set_defaults(func=_export)
 
 
+def _no_op(args: argparse.Namespace) -> int:
+    if args.print_config:
+        return print_config(load_options(DevicesOptions, args))
+    args.devices_parser.error("choose an OP (add, list, revoke, rotate, grant, export)")
+    return 2
+
+
 def _path(args: argparse.Namespace) -> Path:
-    return Path(args.registry or os.environ.get("MACHI_REGISTRY") or DEFAULT_REGISTRY)
+    return load_options(DevicesOptions, args).registry
 
 
 def _fail(msg: str) -> int:
@@ -179,12 +196,11 @@ def _grant(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from contract.settings import Settings
     from contract.topics import Topics
     from devices.mosquitto_files import export
     from devices.registry import RegistryError, load
 
-    prefix = Settings.from_env(topic_prefix=args.topic_prefix).topic_prefix
+    prefix = load_options(DevicesOptions, args).topic_prefix
     try:
         topics = Topics(prefix)
         out = export(load(_path(args)), topics, args.passwd, args.acl)

@@ -57,6 +57,25 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_config(args: argparse.Namespace) -> int:
+    """The effective configuration as JSON, secrets redacted."""
+    import dataclasses
+
+    from edge.config import load_config
+
+    cfg = load_config(args.config)
+    doc = dataclasses.asdict(cfg)
+    doc["settings"]["mqtt_url"] = cfg.settings.mqtt.redacted()
+    for src in doc["sources"]:
+        raw = src["raw"]
+        for key in list(raw):
+            if any(word in key for word in ("password", "secret", "token")):
+                raw[key] = "***"
+    json.dump(doc, sys.stdout, indent=2, sort_keys=True, default=str)
+    sys.stdout.write("\n")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("edge", help="edge agent: devices -> durable outbox -> MQTT")
     cmds = p.add_subparsers(dest="edge_command", required=True, metavar="ACTION")
@@ -68,5 +87,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         c = cmds.add_parser(name, help=text)
         c.add_argument(
             "--config", required=True, help="edge TOML file (see edge/samples/edge.toml)"
+        )
+        c.add_argument(
+            "--print-config",
+            action="store_const",
+            const=_print_config,
+            dest="func",
+            help="print the effective configuration as JSON (secrets redacted) and exit",
         )
         c.set_defaults(func=func)

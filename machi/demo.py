@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0915 -- a linear script re
     from machi.democity.run import backfill, fetch_kpis, format_kpis
     from machi.servers import ApiProcess, EventsProcess, Influxd, IngestProcess, Mosquitto
     from machi.simulate import Publisher, run_simulation
-    from machi.testing import stored
+    from machi.testkit import stored
 
     console = Console()
     work: Path = args.workdir

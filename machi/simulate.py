@@ -14,10 +14,9 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from contract.mqtt import MqttOptions, connect, make_client
-from contract.schema import Message, encode_message, make_message
+from contract.schema import Message, make_message
 from contract.settings import Settings
-from contract.topics import Topics
+from machi.testkit.publish import Publisher
 
 # Districts of a mid-sized coastal industrial city (fictional, romanised).
 SITES = ("minato", "kogyo", "ekimae", "yamate", "kaigan", "chuo")
@@ -248,62 +247,6 @@ class Fleet:
             ]
             yield make_message(d.kind, d.device_id, d.site, d.seq, readings)
             d.seq += 1
-
-
-class Publisher:
-    """QoS 1 publisher that can wait until the broker has acknowledged everything."""
-
-    def __init__(self, settings: Settings, client_id: str, max_inflight: int = 1000) -> None:
-        self.topics = Topics(settings.topic_prefix)
-        self.opts = MqttOptions(client_id=client_id, protocol=5)
-        self.client, url = make_client(settings, self.opts)
-        self.client.max_inflight_messages_set(max_inflight)
-        self._cv = threading.Condition()
-        self._unacked = 0
-        self.published = 0
-        self.acked = 0
-        self.client.on_publish = self._on_publish
-        self._connected = threading.Event()
-        self.client.on_connect = lambda *a: self._connected.set()
-        connect(self.client, url, self.opts)
-        self.client.loop_start()
-        if not self._connected.wait(15):
-            raise ConnectionError(f"could not connect to the broker at {url.redacted()}")
-
-    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
-        with self._cv:
-            self._unacked -= 1
-            self.acked += 1
-            self._cv.notify_all()
-
-    def publish(self, msg: Message, window: int = 2000) -> None:
-        self.publish_raw(
-            self.topics.telemetry(msg.kind, msg.device_id), encode_message(msg), window
-        )
-
-    def publish_raw(self, topic: str, payload: bytes, window: int = 2000) -> None:
-        with self._cv:
-            # Bound what paho queues in memory; the broker's acks open the window.
-            while self._unacked >= window:
-                self._cv.wait(1.0)
-            self._unacked += 1
-            self.published += 1
-        self.client.publish(topic, payload, qos=1)
-
-    def flush(self, timeout: float = 60.0) -> bool:
-        deadline = time.monotonic() + timeout
-        with self._cv:
-            while self._unacked > 0:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cv.wait(left)
-        return True
-
-    def close(self) -> None:
-        self.flush()
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 @dataclass

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from contract.settings import add_connection_args
+from contract.options import MqttOptions, add_options, load_options, print_config, settings_of
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("simulate", help="publish simulated meters, wearables and buses")
-    add_connection_args(p, "mqtt", "prefix")
+    add_options(p, MqttOptions)
     p.add_argument("--meters", type=int, default=20)
     p.add_argument("--wearables", type=int, default=20)
     p.add_argument("--buses", type=int, default=4)
@@ -21,10 +21,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from contract.settings import settings_from_args
     from machi.simulate import Fleet, run_simulation
 
-    settings = settings_from_args(args)
+    opts = load_options(MqttOptions, args)
+    if args.print_config:
+        return print_config(opts, meters=args.meters, wearables=args.wearables, buses=args.buses)
+    settings = settings_of(opts)
     fleet = Fleet.build(args.meters, args.wearables, args.buses, seed=args.seed)
     stats = run_simulation(settings, fleet, args.interval, args.per_message, args.duration)
     print(f"published {stats.messages} messages, {stats.readings} readings (all acknowledged)")

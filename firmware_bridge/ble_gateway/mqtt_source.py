@@ -107,7 +107,8 @@ class BleMqttSource(RejectLog):
             url,
             topic,
             device_table(cfg),
-            f"machi-ble-{cfg.id_('device_id')}",
+            # A gateway carries many devices; its own device_id is optional (contract.rules).
+            f"machi-ble-{cfg.id_('device_id', default=topic.strip('/').replace('/', '-'))}",
             cfg.float_("interval_s", 2.0, lo=0.05, hi=3600),
         )
 

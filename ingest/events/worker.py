@@ -87,11 +87,17 @@ class EventsWorker:
 
     def start(self) -> None:
         self._wait_for_influx()
+        if self._stop.is_set():  # stopped while waiting for InfluxDB
+            return
         self.restore()
         self._thread = threading.Thread(target=self._run, name="events-process", daemon=True)
         self._thread.start()
         connect(self.client, self._url, self._mqtt_opts)
         self.client.loop_start()
+
+    def request_stop(self) -> None:
+        """Ask the worker to stop (safe from a signal handler); :meth:`stop` finishes it."""
+        self._stop.set()
 
     def stop(self) -> None:
         self._stop.set()

@@ -11,82 +11,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+
+from machi.testkit.edge import EdgeProcess
 
 _CLK = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def to_toml(doc: dict[str, Any]) -> str:
-    """A tiny TOML writer for config documents of tables, arrays of tables and scalars."""
-
-    def val(v: Any) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, int | float):
-            return repr(v)
-        if isinstance(v, str):
-            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        raise TypeError(f"cannot write {type(v).__name__} to TOML")
-
-    out: list[str] = []
-    for name, body in doc.items():
-        tables = body if isinstance(body, list) else [body]
-        for t in tables:
-            out.append(f"[[{name}]]" if isinstance(body, list) else f"[{name}]")
-            out += [f"{k} = {val(v)}" for k, v in t.items()]
-            out.append("")
-    return "\n".join(out)
-
-
-class EdgeProcess:
-    """``machi edge run --config <file>`` as a child process (tests and this benchmark)."""
-
-    def __init__(self, workdir: Path, doc: dict[str, Any]) -> None:
-        self.workdir = Path(workdir)
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.config = self.workdir / "edge.toml"
-        self.config.write_text(to_toml(doc))
-        self.log = self.workdir / "edge.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> EdgeProcess:
-        with self.log.open("ab") as logf:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "machi.cli", "edge", "run", "--config", str(self.config)],
-                stdout=logf,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        return self
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def stop(self, timeout: float = 20) -> int:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else 0
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise
-
-    def kill(self) -> None:
-        """SIGKILL, as a crash or a power cut (for the process) would."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
 
 
 def _proc_sample(pid: int) -> tuple[float, int]:

@@ -37,7 +37,7 @@ from contract.topics import Topics
 from ingest.writer import V1Backend, Writer
 from machi.servers import Influxd, IngestProcess, Mosquitto
 from machi.simulate import Publisher
-from machi.testing import stored, wait_until
+from machi.testkit import stored, wait_until
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -16,6 +16,7 @@ from api.refresh import Refresher
 from contract.influx import InfluxV1
 from contract.lineprotocol import line
 from contract.settings import Settings
+from machi.testkit import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -29,15 +30,6 @@ def _meter(dev: str, site: str, t_ms: int, kwh: float) -> str:
         {"energy_import_kwh": kwh, "energy_export_kwh": 0.0, "seq": 1},
         t_ms,
     )
-
-
-def _wait(cond: object, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():  # type: ignore[operator]
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def test_default_window_is_served_from_the_refresher(
@@ -56,7 +48,7 @@ def test_default_window_is_served_from_the_refresher(
     with TestClient(app) as client:  # `with` runs the lifespan: the refresher starts
         refresher = api.refresher
         assert refresher is not None
-        _wait(lambda: refresher.rounds >= 1)
+        wait_for(lambda: refresher.rounds >= 1, 20)
         end = refresher.end
         r = client.get("/v1/kpis/green", headers=auth)
         assert r.status_code == 200
@@ -86,7 +78,7 @@ def test_default_window_is_served_from_the_refresher(
         more = _meter("m2", "b", int(time.time() * 1000) - 1_000, 9.0)
         assert influx.write_lines(more.encode()).status_code == 204
         rounds = refresher.rounds
-        _wait(lambda: refresher.rounds > rounds + 1)
+        wait_for(lambda: refresher.rounds > rounds + 1, 20)
         site_b = client.get("/v1/kpis/green", params={"site": "b"}, headers=auth).json()
         assert {k["id"]: k["value"] for k in site_b["kpis"]}["energy_consumption_kwh"] == 4.0
     assert not refresher._thread or not refresher._thread.is_alive()  # stopped with the app

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,9 @@ import paho.mqtt.client as mqtt
 from contract.mqtt import MqttOptions, connect, make_client
 from contract.settings import Settings
 from contract.topics import Topics
+from machi.testkit import wait_for
+
+__all__ = ["Collector", "config_doc", "wait_for"]
 
 
 def config_doc(
@@ -66,13 +68,3 @@ class Collector:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
-
-
-def wait_for(pred: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -20,18 +20,10 @@ from contract.topics import Topics
 from ingest.events.care import CareRules
 from ingest.events.gtfs import Schedule
 from ingest.events.worker import EventsOptions, EventsWorker
+from machi.testkit import wait_for
 from tests.events.gtfs_fixture import S1, S2, small_feed
 
 pytestmark = pytest.mark.integration
-
-
-def wait_for(cond: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 class Peer:

@@ -23,7 +23,7 @@ import pytest
 from contract.influx import InfluxV1
 from contract.settings import Settings
 from machi.servers import Influxd, Mosquitto
-from machi.testing import wait_until
+from machi.testkit import wait_until
 from tests.faults.accounting import Ledger, assert_clean, settle
 from tests.faults.harness import SaveWatcher, Stream, ingest, save_id
 

@@ -12,20 +12,15 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from contract.influx import InfluxV1
 from contract.settings import Settings
-from edge.outbox import read_stats
-from firmware_bridge.nmea_gps.simulator import NmeaSimulator
-from machi.bench.edge import EdgeProcess
-from machi.servers import Influxd, IngestProcess, Mosquitto
-from machi.testing import wait_until
-from tests.edge.helpers import wait_for
+from machi.servers import Influxd, Mosquitto
+from machi.testkit import wait_for, wait_until
+from machi.testkit.edge import EdgeStack, start_edge_stack
 from tests.faults.accounting import (
     Ledger,
     assert_clean,
@@ -34,36 +29,23 @@ from tests.faults.accounting import (
     settle,
     stored_points,
 )
-from tests.faults.harness import SaveWatcher, ingest
+from tests.faults.harness import SaveWatcher
 
 pytestmark = pytest.mark.faults
 
 
-@dataclass
-class EdgeRig:
-    mq: Mosquitto
-    influx: InfluxV1
-    ingest: IngestProcess
-    sims: dict[str, NmeaSimulator]
-    edge: EdgeProcess
-    outbox: Path
-
-    def stats(self) -> dict[str, Any]:
-        return read_stats(self.outbox)
+class EdgeRig(EdgeStack):
+    """The edge stack, with the fault suite's ledger of what the agent committed."""
 
     def ledger(self) -> Ledger:
         return outbox_ledger(self.outbox)
-
-    def committed(self) -> int:
-        assert self.edge.proc and self.edge.proc.poll() is None, self.edge.log.read_text()[-2000:]
-        return int(self.stats()["counters"].get("committed_readings", 0))
 
 
 @pytest.fixture
 def rig(
     tmp_path: Path, own_mosquitto: Mosquitto, influxd: Influxd, settings: Settings
 ) -> Iterator[Any]:
-    made: list[EdgeRig] = []
+    made: list[EdgeStack] = []
 
     def make(
         devices: int,
@@ -72,57 +54,25 @@ def rig(
         outbox_opts: dict[str, Any] | None = None,
         **agent: Any,
     ) -> EdgeRig:
-        influx = InfluxV1(influxd.url, settings.influx_db)
-        influx.create_database()
-        ing = ingest(tmp_path, "ingest", own_mosquitto.url, influxd.url, settings)
-        ing.start()
-        (tmp_path / "dev").mkdir()
-        sims = {
-            f"bus-f{i}": NmeaSimulator(tmp_path / "dev", link_name=f"gps{i}", period_s=period_s)
-            for i in range(devices)
-        }
-        for sim in sims.values():
-            sim.start()
-        outbox = tmp_path / "outbox.db"
-        instrument_outbox(outbox)
-        doc = {
-            "agent": {"id": "edge-faults", "site": "kofu", "status_interval_s": 0.5, **agent},
-            "mqtt": {
-                "url": own_mosquitto.url,
-                "topic_prefix": settings.topic_prefix,
-                "max_inflight": max_inflight,
-            },
-            # Confirmations lost while the agent or the broker was down are made up for by
-            # re-sends after confirm_timeout_s: short, so a drain takes seconds, not 2 min.
-            "outbox": {
-                "path": str(outbox),
-                "max_bytes": 50_000_000,
-                "confirm_timeout_s": 5,
-                **(outbox_opts or {}),
-            },
-            "sources": [
-                {
-                    "type": "nmea_gps",
-                    "device_id": dev,
-                    "port": str(sim.path),
-                    "route_id": "R10",
-                    "interval_s": 2.0,  # the read timeout, not the fix rate
-                    "use_gps_time": True,
-                }
-                for dev, sim in sims.items()
-            ],
-        }
-        edge = EdgeProcess(tmp_path / "edge", doc).start()
-        made.append(r := EdgeRig(own_mosquitto, influx, ing, sims, edge, outbox))
-        return r
+        names = [f"bus-f{i}" for i in range(devices)]
+        st = start_edge_stack(
+            tmp_path, own_mosquitto, influxd.url, settings, names, period_s,
+            links=[f"gps{i}" for i in range(devices)],
+            agent={"id": "edge-faults", **agent},
+            outbox={"max_bytes": 50_000_000, "confirm_timeout_s": 5, **(outbox_opts or {})},
+            max_inflight=max_inflight,
+            read_timeout_s=2.0,
+            ingest_client_id=f"ingest-{settings.topic_prefix}",
+            ingest_batch_s=0.3,
+            prepare_outbox=instrument_outbox,
+            cls=EdgeRig,
+        )  # fmt: skip
+        made.append(st)
+        return st
 
     yield make
-    for r in made:
-        r.edge.kill()
-        for sim in r.sims.values():
-            sim.stop()
-        r.ingest.kill()
-        r.influx.close()
+    for st in made:
+        st.close()
 
 
 def _finish(r: EdgeRig, timeout: float) -> None:

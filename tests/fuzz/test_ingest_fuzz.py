@@ -20,11 +20,11 @@ from typing import Any
 import pytest
 
 from contract.influx import InfluxV1
-from contract.mqtt import MqttOptions, make_client
 from contract.schema import Reason, Rejected, decode_message, encode_message, make_message
 from contract.settings import Settings
 from contract.topics import Topics
 from machi.servers import IngestProcess
+from machi.testkit import Publisher
 
 from .test_contract_fuzz import _expected, _mutate, _read_back
 
@@ -149,16 +149,11 @@ def test_hostile_traffic_is_dead_lettered_and_valid_traffic_stored(
 
 
 def _publish(settings: Settings, traffic: list[tuple[str, bytes]]) -> None:
-    client, url = make_client(settings, MqttOptions(client_id=f"fuzzer-{settings.topic_prefix}"))
-    client.connect(url.host, url.port)
-    client.loop_start()
-    try:
-        infos = [client.publish(t, p, qos=1) for t, p in traffic]
-        for info in infos:
-            info.wait_for_publish(30)
-    finally:
-        client.disconnect()
-        client.loop_stop()
+    pub = Publisher(settings, f"fuzzer-{settings.topic_prefix}")
+    for topic, payload in traffic:
+        pub.publish_raw(topic, payload)
+    assert pub.flush(30), f"{pub.unacked} messages never acknowledged"
+    pub.close()
 
 
 def _wait_for(

@@ -18,8 +18,7 @@ from devices.registry import Registry, editing, save
 from ingest.deadletter import read_dead_letters
 from ingest.service import IngestService
 from machi.cli import main
-from machi.simulate import Publisher
-from machi.testing import wait_until
+from machi.testkit import Publisher, wait_until
 
 
 def now_ms() -> int:

@@ -25,7 +25,7 @@ from contract.schema import make_message
 from contract.settings import ConfigError, Settings
 from ingest.deadletter import read_dead_letters
 from machi.simulate import Publisher
-from machi.testing import wait_until
+from machi.testkit import wait_until
 
 pytestmark = pytest.mark.integration
 

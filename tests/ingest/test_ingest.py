@@ -13,7 +13,7 @@ from contract.schema import encode_message, make_message
 from contract.settings import Settings
 from ingest.deadletter import read_dead_letters
 from machi.simulate import Fleet, Publisher
-from machi.testing import stored, stored_total, wait_until
+from machi.testkit import stored, stored_total, wait_until
 
 
 def now_ms() -> int:

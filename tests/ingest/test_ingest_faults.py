@@ -10,7 +10,7 @@ from contract.influx import InfluxV1
 from contract.settings import Settings
 from machi.servers import Influxd, IngestProcess, Mosquitto
 from machi.simulate import Fleet, Publisher
-from machi.testing import stored_total, wait_until
+from machi.testkit import stored_total, wait_until
 
 
 def publish_stream(

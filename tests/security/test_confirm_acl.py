@@ -20,7 +20,7 @@ from contract.settings import Settings
 from ingest.config import IngestConfig
 from ingest.service import IngestService
 from machi.servers import Influxd
-from machi.testing import stored, wait_until
+from machi.testkit import stored, wait_until
 
 from .conftest import SecureBroker
 from .probe import connect
