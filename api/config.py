@@ -5,13 +5,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from contract import emission
 from contract.rules import CARE_K_DEFAULT, ON_TIME_EARLY_S, ON_TIME_LATE_S, check_care_k
 from contract.settings import ConfigError
 
-#: Shikoku Electric Power (Yonden), FY2021 adjusted emission factor, menu C (residual),
-#: 0.532 kg-CO2/kWh, as corrected by the government on 2023-06-01
-#: (https://www.yonden.co.jp/energy/environment/topics/2023_06_01.html).
-DEFAULT_EMISSION_FACTOR_T_PER_KWH = 0.000532
+#: The seed city's grid (TEPCO's area), from the table with its source
+#: (``contract.emission``, docs/kpis.md).
+DEFAULT_EMISSION_FACTOR_T_PER_KWH = emission.DEFAULT.t_per_kwh
+
+
+def emission_factor(area: str, fiscal_year: int | None) -> float:
+    """The listed factor of a grid area and fiscal year (``--grid-area``/``--grid-fiscal-year``)."""
+    try:
+        return emission.factor(area, fiscal_year).t_per_kwh
+    except ValueError as exc:
+        raise ConfigError(
+            f"--grid-area / MACHI_GRID_AREA = {area!r}, fiscal year {fiscal_year}: {exc}"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -29,7 +39,7 @@ class KpiConfig:
         if not 0 <= self.emission_factor_t_per_kwh < 0.01:
             raise ConfigError(
                 f"grid emission factor {self.emission_factor_t_per_kwh} t-CO2/kWh is implausible:"
-                " give it in t-CO2/kWh (e.g. 0.000532), not kg-CO2/kWh"
+                " give it in t-CO2/kWh (e.g. 0.000491), not kg-CO2/kWh"
             )
         try:
             check_care_k(self.care_k)

@@ -1,7 +1,8 @@
 """The green theme's counter statements: rollup intervals plus the raw tail.
 
-Counters are read on the 5-minute grid (see ``api.rollups``): the energy of interval k
-is the non-negative step from the meter's previous reading to the last reading in k.
+Counters are read on the 5-minute grid (see ``api.rollups``): the energy of interval k,
+``(b, b + 5 min]``, is the reset-aware step (``rollups.increase``) from the meter's
+previous reading to the last reading in k.
 A window ``[start, end)`` covers the intervals that *start* in it. Whole intervals up
 to the rollup frontier come from ``machi_rollup.energy_site`` (a few points per site);
 intervals after it (the tail, minutes) are computed from raw points by the same rule,
@@ -12,13 +13,15 @@ each meter's first tail step measured from its last reading before the tail.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from api.rollups import GRID, LATE, RP, ts
+from api.rollups import GRID, LATE, RP, increase, per_meter_increase, step_parts, ts
 from contract.influx import quote_ident, quote_str
 
 SLOT = "30m"  # Japan's demand period (デマンド時限)
+SLOT_MS = 30 * 60 * 1000
+_MS = timedelta(milliseconds=1)
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,48 @@ class GreenPlan:
     def _between(self, lo: datetime, hi: datetime) -> str:
         return f"time >= {ts(lo)} AND time < {ts(hi)}"
 
+    def slot_range(self) -> tuple[datetime, datetime]:
+        """The whole 30-minute slots inside the window's intervals: [first, last)."""
+        lo_ms = -(-int(self.start_grid.timestamp() * 1000) // SLOT_MS) * SLOT_MS
+        hi_ms = int(self.end.timestamp() * 1000) // SLOT_MS * SLOT_MS
+        lo = datetime.fromtimestamp(lo_ms / 1000, self.start_grid.tzinfo)
+        hi = datetime.fromtimestamp(max(lo_ms, hi_ms) / 1000, self.start_grid.tzinfo)
+        return lo, hi
+
+    def fixed_slots(self, site: str | None) -> str:
+        """Per meter per whole slot: the increase of the meter's fixed-time readings
+        (``fixed_import_kwh`` at :00/:30) from the slot's start to its end.
+
+        Right-closed 30-minute buckets (b, b + 30 min]: the reading at b + 30 min closes
+        slot b, labelled b + 1 ms; the one at b is the step's start (the bucket before).
+        """
+        lo, hi = self.slot_range()
+        where = f"{self._between(lo - timedelta(minutes=30), hi + _MS)}{self._site(site)}"
+        parts = (
+            f"SELECT {step_parts('fixed_import_kwh', 'f')} FROM {self._raw()} "
+            f"WHERE {where} GROUP BY time({SLOT}, 1ms), device_id"
+        )
+        return f"SELECT {increase('f')} AS fi FROM ({parts}) WHERE {where} GROUP BY device_id"
+
+    def meter_slots(self, site: str | None, devices: list[str]) -> list[str]:
+        """Counter-based import per slot of ``devices`` only, per meter (rollup part, raw
+        tail), to be swapped for their fixed-time values."""
+        f = (
+            self._site(site)
+            + " AND ("
+            + " OR ".join(f"{quote_ident('device_id')} = {quote_str(d)}" for d in devices)
+            + ")"
+        )
+        out = []
+        if self.uses_rollup:
+            out.append(
+                f"SELECT SUM(imp_kwh) FROM {self._rp('energy_meter')} "
+                f"WHERE {self._between(self.start_grid, self.frontier)}{f} "
+                f"GROUP BY time({SLOT}), device_id fill(none)"
+            )
+        out.append(self._tail(f))
+        return out
+
     def _tail(self, site: str) -> str:
         """Per 30-min slot, the tail intervals' import and export energy, from raw points."""
         t0 = self.frontier
@@ -60,23 +105,35 @@ class GreenPlan:
             source, imp, exp = self._rp("energy_meter"), "imp_last", "exp_last"
         else:
             source, imp, exp = self._raw(), "energy_import_kwh", "energy_export_kwh"
+        # Right-closed intervals: a raw reading exactly at t0 closes the interval
+        # before the tail (the rollup's), so the bridge includes it and the tail not; one
+        # exactly at ``end`` closes the window's last interval, so the tail includes it.
+        edge = t0 + timedelta(milliseconds=1)
+        stop = self.end + timedelta(milliseconds=1)
+        bridge_hi = t0 if self.uses_rollup else edge
         bridge = (
             f"SELECT LAST({imp}) AS xi, LAST({exp}) AS xe FROM {source} "
-            f"WHERE {self._between(reach, t0)}{site} GROUP BY time({span}s, {offset}s), device_id"
+            f"WHERE {self._between(reach, bridge_hi)}{site} "
+            f"GROUP BY time({span}s, {offset}s), device_id"
         )
         fresh = (
             "SELECT energy_import_kwh AS xi, energy_export_kwh AS xe "
-            f"FROM {self._raw()} WHERE {self._between(t0, self.end)}{site}"
+            f"FROM {self._raw()} WHERE {self._between(edge, stop)}{site}"
         )
-        steps = (
-            "SELECT NON_NEGATIVE_DIFFERENCE(LAST(xi)) AS ci, "
-            "NON_NEGATIVE_DIFFERENCE(LAST(xe)) AS ce "
-            f"FROM ({bridge}), ({fresh}) WHERE {self._between(reach, self.end)} "
-            f"GROUP BY time({int(GRID.total_seconds())}s), device_id"
+        steps = per_meter_increase(
+            f"({bridge}), ({fresh})",
+            ("xi", "xe"),
+            f" WHERE {self._between(reach, stop)}",
+            f"time({int(GRID.total_seconds())}s, 1ms), device_id",
         )
+        # InfluxDB narrows a subquery to its outer query's time range: every level must
+        # reach ``stop``.
+        # Per meter per slot, added up in Python (a few meters x slots of the tail):
+        # InfluxDB 1.6 merges the series of a subquery whose fields are arithmetic on
+        # aggregates, collapsing points of different meters that share a timestamp.
         return (
-            f"SELECT SUM(ci), SUM(ce) FROM ({steps}) WHERE {self._between(reach, self.end)} "
-            f"GROUP BY time({SLOT}) fill(none)"
+            f"SELECT SUM(ci), SUM(ce) FROM ({steps}) WHERE {self._between(reach, stop)} "
+            f"GROUP BY time({SLOT}), device_id fill(none)"
         )
 
     def statements(self, site: str | None) -> list[str]:
@@ -126,6 +183,33 @@ class GreenPlan:
         _add(imp, res[i], 1)
         _add(exp, res[i], 2)
         return imp, exp
+
+
+def per_meter(series: list[dict[str, Any]], shift_ms: int = 0) -> dict[tuple[str, int], float]:
+    """(device_id, slot ms) -> value of a ``GROUP BY ..., device_id`` answer."""
+    out: dict[tuple[str, int], float] = {}
+    for s in series:
+        dev = s.get("tags", {}).get("device_id", "")
+        for row in s.get("values", []):
+            if row[1] is not None:
+                key = (dev, row[0] - shift_ms)
+                out[key] = out.get(key, 0.0) + float(row[1])
+    return out
+
+
+def swap_fixed(
+    imp: dict[int, float],
+    counter: dict[tuple[str, int], float],
+    fixed: dict[tuple[str, int], float],
+) -> int:
+    """Replace, in the import slots, each meter's counter-based slot energy by its
+    fixed-time one where it has one; return how many (meter, slot) were swapped."""
+    for (dev, slot), kwh in fixed.items():
+        if slot in imp or (dev, slot) in counter:
+            imp[slot] = imp.get(slot, 0.0) - counter.get((dev, slot), 0.0) + kwh
+        else:
+            imp[slot] = kwh
+    return len(fixed)
 
 
 def _add(into: dict[int, float], series: list[dict[str, Any]], column: int) -> None:

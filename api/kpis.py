@@ -18,7 +18,7 @@ from typing import Any, cast
 from api import rollups
 from api.cache import TtlCache
 from api.config import KpiConfig
-from api.green import GreenPlan
+from api.green import GreenPlan, per_meter, swap_fixed
 from contract.disclosure import CITY, COLUMNS, RESIDENTS, TOTAL, CareTable, Policy, protect
 from contract.events import ALERT_TYPES, BUS_ARRIVAL, CARE_ALERT, INGEST_STATS
 from contract.ids import check_id
@@ -223,8 +223,26 @@ class KpiEngine:
 
     def green(self, w: Window) -> ThemeResult:
         plan = self.green_plan(w)
-        res = self.run([*plan.statements(w.site), _known_devices("energy_meter", w.site)])
+        res = self.run(
+            [
+                *plan.statements(w.site),
+                _known_devices("energy_meter", w.site),
+                plan.fixed_slots(w.site),
+            ]
+        )
+        fixed_res = res.pop()
         imp_slots, exp_slots = plan.slots(res)
+        # Meters with fixed-time half-hour readings (B-route): their whole slots come
+        # from those billing-grade values instead of the counter samples.
+        lo, hi = (int(t.timestamp() * 1000) for t in plan.slot_range())
+        fixed = {k: v for k, v in per_meter(fixed_res, shift_ms=1).items() if lo <= k[1] < hi}
+        if fixed:
+            devices = sorted({d for d, _ in fixed})
+            counter: dict[tuple[str, int], float] = {}
+            for series in self.run(plan.meter_slots(w.site, devices)):
+                for key, kwh in per_meter(series).items():
+                    counter[key] = counter.get(key, 0.0) + kwh
+            swap_fixed(imp_slots, counter, fixed)
         consumption = _total(imp_slots)
         peak_kwh = max(imp_slots.values()) if imp_slots else None
         reporting = self.scalar(res[-2]) or 0.0
@@ -248,7 +266,8 @@ class KpiEngine:
                     "peak_demand_kw",
                     None if peak_kwh is None else peak_kwh / 0.5,
                     "kW",
-                    "Largest 30-minute demand: energy imported in the 30-minute slot / 0.5 h",
+                    "Largest 30-minute demand: energy imported in the 30-minute slot / 0.5 h"
+                    " (a meter's fixed-time half-hour values where it sends them)",
                 ),
                 self._kpi(
                     w,

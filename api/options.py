@@ -6,7 +6,8 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from api.config import DEFAULT_EMISSION_FACTOR_T_PER_KWH, ApiConfig, KpiConfig
+from api.config import ApiConfig, KpiConfig, emission_factor
+from contract import emission
 from contract.options import InfluxOptions, option
 from contract.rules import CARE_K_DEFAULT, CARE_K_MIN
 from contract.settings import ConfigError
@@ -52,12 +53,24 @@ class ApiOptions(InfluxOptions):
         env="MACHI_API_ROLLUPS",
         help="create the green rollup CQs at start-up (off: KPIs read raw points)",
     )
-    grid_emission_factor: float = option(
-        DEFAULT_EMISSION_FACTOR_T_PER_KWH,
+    grid_emission_factor: float | None = option(
+        None,
         env="MACHI_GRID_EMISSION_FACTOR",
         ge=0,
         lt=0.01,
-        help="grid CO2 emission factor in t-CO2/kWh (not kg)",
+        help="grid CO2 emission factor in t-CO2/kWh (not kg); overrides --grid-area",
+    )
+    grid_area: str = option(
+        emission.DEFAULT_AREA,
+        env="MACHI_GRID_AREA",
+        help="grid area whose listed factor applies (contract/emission.py, docs/kpis.md)",
+    )
+    grid_fiscal_year: int | None = option(
+        None,
+        env="MACHI_GRID_FISCAL_YEAR",
+        ge=2000,
+        le=2100,
+        help="fiscal year of the listed factor (default: the newest listed)",
     )
     care_k: int = option(
         CARE_K_DEFAULT,
@@ -88,7 +101,11 @@ class ApiOptions(InfluxOptions):
     def kpi_config(self) -> KpiConfig:
         try:
             return KpiConfig(
-                emission_factor_t_per_kwh=self.grid_emission_factor,
+                emission_factor_t_per_kwh=(
+                    self.grid_emission_factor
+                    if self.grid_emission_factor is not None
+                    else emission_factor(self.grid_area, self.grid_fiscal_year)
+                ),
                 care_k=self.care_k,
                 online_window_s=self.online_window_s,
             )

@@ -41,14 +41,31 @@ TripId = Annotated[str, msgspec.Meta(pattern=r"^[^\x00-\x1f\x7f]{1,128}\Z")]
 
 
 class EnergyReading(msgspec.Struct, frozen=True, omit_defaults=True):
-    """One energy-meter reading. ``power_w`` < 0 means export to the grid."""
+    """One energy-meter reading. ``power_w`` < 0 means export to the grid.
+
+    Either an instantaneous reading (``power_w`` required) or a *fixed-time* reading: the
+    meter's own cumulative energy at a half-hour boundary (``fixed_import_kwh`` /
+    ``fixed_export_kwh``, ``t`` exactly on :00 or :30 UTC), which may come without
+    ``power_w``. Per-phase fields are for three-phase meters.
+    """
 
     t: EpochMs
-    power_w: Watts
+    power_w: Watts | None = None
     energy_import_kwh: Kwh | None = None
     energy_export_kwh: Kwh | None = None
     voltage_v: Volts | None = None
     current_a: Amps | None = None
+    voltage_l1_v: Volts | None = None
+    voltage_l2_v: Volts | None = None
+    voltage_l3_v: Volts | None = None
+    current_l1_a: Amps | None = None
+    current_l2_a: Amps | None = None
+    current_l3_a: Amps | None = None
+    power_l1_w: Watts | None = None
+    power_l2_w: Watts | None = None
+    power_l3_w: Watts | None = None
+    fixed_import_kwh: Kwh | None = None
+    fixed_export_kwh: Kwh | None = None
 
 
 class WearableReading(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -163,6 +180,23 @@ class Limits:
 
 
 _WEARABLE_MEASURES = ("heart_rate_bpm", "spo2_pct", "skin_temp_c", "steps", "battery_pct", "fall")
+#: Half-hour boundaries of fixed-time meter readings (Japan's demand period).
+FIXED_PERIOD_MS = 30 * 60 * 1000
+
+
+def _check_energy(i: int, r: EnergyReading) -> None:
+    fixed = r.fixed_import_kwh is not None or r.fixed_export_kwh is not None
+    if r.power_w is None and not fixed:
+        raise Rejected(
+            Reason.SCHEMA,
+            f"readings[{i}] has no power_w; an energy_meter reading needs power_w unless it "
+            "is a fixed-time reading (fixed_import_kwh / fixed_export_kwh)",
+        )
+    if fixed and r.t % FIXED_PERIOD_MS:
+        raise Rejected(
+            Reason.SCHEMA,
+            f"readings[{i}] is a fixed-time reading but t={r.t} is not on a :00/:30 boundary",
+        )
 
 
 def decode_message(
@@ -204,6 +238,10 @@ def decode_message(
             f"readings[{i}].t={ts[i]} is outside [{lo}, {hi}] (now-{limits.max_past_ms} ms, "
             f"now+{limits.max_future_ms} ms); check the device clock",
         )
+    if kind == "energy_meter":
+        for i, er in enumerate(msg.readings):
+            assert isinstance(er, EnergyReading)
+            _check_energy(i, er)
     if kind == "wearable":
         for i, r in enumerate(msg.readings):
             if all(getattr(r, f) is None for f in _WEARABLE_MEASURES):

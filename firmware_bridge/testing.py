@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -48,3 +50,18 @@ def unplug_and_replug(src: Source, sim: PtySimulator, reads: int = 5) -> None:
         src.open()  # the port's path is gone
     sim.replug()
     src.open()
+
+
+def captures_dir(sub: str) -> Path:
+    """``<captures>/<sub>``: the real device captures kept beside the project.
+
+    ``MACHI_CAPTURES`` names the folder; by default it is ``../shared/captures`` from the
+    repository root. The test that asks is skipped when the folder is absent: captures
+    are read in place and never copied into the repository.
+    """
+    env = os.environ.get("MACHI_CAPTURES")
+    root = Path(env) if env else Path(__file__).resolve().parents[1] / ".." / "shared" / "captures"
+    path = root / sub
+    if not path.is_dir():
+        pytest.skip(f"no captures at {path} (set MACHI_CAPTURES to the captures folder)")
+    return path

@@ -20,7 +20,7 @@ from machi.testkit.publish import Publisher
 
 # Districts of a mid-sized coastal industrial city (fictional, romanised).
 SITES = ("minato", "kogyo", "ekimae", "yamate", "kaigan", "chuo")
-CITY_CENTER = (34.75, 137.39)  # a Pacific-coast industrial city in Aichi (approx.)
+CITY_CENTER = (36.59, 140.64)  # a Pacific-coast industrial city in Ibaraki, TEPCO grid
 
 
 def _daily(t_ms: int, peak_hour: float, width_h: float = 3.0) -> float:

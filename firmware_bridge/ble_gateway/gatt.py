@@ -1,21 +1,26 @@
 """Decoders for the GATT characteristics care wearables notify.
 
 Byte layouts follow the Bluetooth GATT Specification Supplement (Heart Rate
-Measurement 0x2A37 s.3.113, PLX Continuous Measurement 0x2A5F s.3.171, Battery Level
-0x2A19, Temperature Measurement 0x2A1C) and IEEE 11073-20601 for SFLOAT/FLOAT.
+Measurement 0x2A37 s.3.113, PLX Spot-Check Measurement 0x2A5E and PLX Continuous
+Measurement 0x2A5F with their Measurement Status and Device and Sensor Status fields,
+Date Time, Battery Level 0x2A19, Temperature Measurement 0x2A1C) and IEEE 11073-20601
+for SFLOAT/FLOAT.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import struct
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from firmware_bridge.base import DecodeError
 
 HEART_RATE = 0x2A37
 PLX_CONTINUOUS = 0x2A5F
+PLX_SPOT_CHECK = 0x2A5E
 BATTERY_LEVEL = 0x2A19
 TEMPERATURE = 0x2A1C
 
@@ -112,17 +117,60 @@ def decode_heart_rate(data: bytes) -> HeartRate:
     return HeartRate(bpm, contact, energy, rr)
 
 
+#: PLX Measurement Status (16 bits) -> reject reason, for the flags that make a value
+#: unfit for care decisions. The others (measurement ongoing, early estimated,
+#: validated, fully qualified, from storage) describe a usable value.
+MEASUREMENT_STATUS_REJECT = {
+    15: "plx_invalid",  # Invalid Measurement Detected
+    13: "plx_unavailable",  # Measurement Unavailable
+    14: "plx_questionable",  # Questionable Measurement Detected
+    12: "plx_calibrating",  # Calibration Ongoing
+    10: "plx_demonstration",  # Data for Demonstration
+    11: "plx_testing",  # Data for Testing
+}
+#: PLX Device and Sensor Status (24 bits) -> reject reason: the sensor is not measuring
+#: the resident. Signal-quality advisories (low perfusion, poor or erratic signal, ...)
+#: are kept: the device still reports a value it stands behind.
+SENSOR_STATUS_REJECT = {
+    15: "plx_sensor_disconnected",  # Sensor Disconnected
+    11: "plx_sensor_unconnected",  # Sensor Unconnected to User
+    14: "plx_sensor_malfunction",  # Sensor Malfunctioning
+    1: "plx_equipment_malfunction",  # Equipment Malfunction Detected
+    13: "plx_sensor_displaced",  # Sensor Displaced
+    12: "plx_unknown_sensor",  # Unknown Sensor Connected
+}
+
+
 @dataclass(frozen=True)
 class Plx:
-    """SpO2 % and pulse rate bpm; None where the device sent a special value."""
+    """SpO2 % and pulse rate bpm; None where the device sent a special value.
+
+    ``measurement_status`` / ``sensor_status`` are None when the device did not send
+    the field; ``t_ms`` is the Spot-Check timestamp (None when absent or clock not set).
+    """
 
     spo2_pct: float | None
     pulse_bpm: float | None
     specials: tuple[str, ...] = ()
+    measurement_status: int | None = None
+    sensor_status: int | None = None
+    t_ms: int | None = None
+
+
+def _spo2_pr(data: bytes, off: int) -> tuple[list[float | None], list[str]]:
+    values: list[float | None] = []
+    specials: list[str] = []
+    for o, what in ((off, "SpO2"), (off + 2, "pulse rate")):
+        try:
+            values.append(sfloat(data[o] | data[o + 1] << 8, what))
+        except NotANumber as exc:
+            values.append(None)
+            specials.append(f"{what}={exc.name}")
+    return values, specials
 
 
 def decode_plx_continuous(data: bytes) -> Plx:
-    """0x2A5F PLX Continuous Measurement (only the mandatory SpO2PR-Normal pair is used)."""
+    """0x2A5F PLX Continuous Measurement: SpO2PR-Normal and both status fields."""
     if len(data) < 5:
         raise DecodeError(f"PLX continuous: {len(data)} bytes, need at least 5", "truncated")
     flags = data[0]
@@ -134,15 +182,76 @@ def decode_plx_continuous(data: bytes) -> Plx:
         raise DecodeError(
             f"PLX continuous: flags 0x{flags:02X} need {need} bytes, got {len(data)}", "truncated"
         )
-    values: list[float | None] = []
-    specials: list[str] = []
-    for off, what in ((1, "SpO2"), (3, "pulse rate")):
-        try:
-            values.append(sfloat(data[off] | data[off + 1] << 8, what))
-        except NotANumber as exc:
-            values.append(None)
-            specials.append(f"{what}={exc.name}")
-    return Plx(values[0], values[1], tuple(specials))
+    values, specials = _spo2_pr(data, 1)
+    pos = 5 + 4 * bool(flags & 1) + 4 * bool(flags & 2)
+    ms = ss = None
+    if flags & 4:
+        ms = int.from_bytes(data[pos : pos + 2], "little")
+        pos += 2
+    if flags & 8:
+        ss = int.from_bytes(data[pos : pos + 3], "little")
+    return Plx(values[0], values[1], tuple(specials), ms, ss)
+
+
+def decode_plx_spot_check(data: bytes, tz: dt.tzinfo | None = None) -> Plx:
+    """0x2A5E PLX Spot-Check Measurement: SpO2PR-Spot-Check, Timestamp (Date Time, the
+    device's local time in ``tz``, default Asia/Tokyo), both status fields."""
+    if len(data) < 5:
+        raise DecodeError(f"PLX spot-check: {len(data)} bytes, need at least 5", "truncated")
+    flags = data[0]
+    # Optional fields by flag: timestamp(7), measurement status(2), device+sensor
+    # status(3), pulse amplitude index(2); bit 4: the device clock is not set.
+    need = 5 + 7 * bool(flags & 1) + 2 * bool(flags & 2) + 3 * bool(flags & 4)
+    need += 2 * bool(flags & 8)
+    if len(data) < need:
+        raise DecodeError(
+            f"PLX spot-check: flags 0x{flags:02X} need {need} bytes, got {len(data)}", "truncated"
+        )
+    values, specials = _spo2_pr(data, 1)
+    pos = 5
+    t_ms = None
+    if flags & 1:
+        t_ms = _date_time(data[pos : pos + 7], tz or DEVICE_TZ, clock_set=not flags & 0x10)
+        pos += 7
+    ms = ss = None
+    if flags & 2:
+        ms = int.from_bytes(data[pos : pos + 2], "little")
+        pos += 2
+    if flags & 4:
+        ss = int.from_bytes(data[pos : pos + 3], "little")
+    return Plx(values[0], values[1], tuple(specials), ms, ss, t_ms)
+
+
+#: Date Time carries no zone; the care devices are set to the city's local time.
+DEVICE_TZ = ZoneInfo("Asia/Tokyo")
+
+
+def _date_time(raw: bytes, tz: dt.tzinfo, clock_set: bool) -> int | None:
+    """Date Time (year uint16, month, day, hours, minutes, seconds) -> epoch ms, or None
+    when the device says its clock is not set or leaves the date unknown (0)."""
+    year = int.from_bytes(raw[0:2], "little")
+    month, day, hours, minutes, seconds = raw[2:7]
+    if not clock_set or year == 0 or month == 0 or day == 0:
+        return None
+    try:
+        local = dt.datetime(year, month, day, hours, minutes, seconds, tzinfo=tz)
+    except ValueError as exc:
+        raise DecodeError(f"PLX timestamp {raw.hex()} is not a date: {exc}") from None
+    return int(local.timestamp()) * 1000
+
+
+def _refuse_status(plx: Plx) -> None:
+    """Raise with the first flagged condition's reason; the message names them all."""
+    flagged = []
+    for status, table, what in (
+        (plx.measurement_status, MEASUREMENT_STATUS_REJECT, "measurement status"),
+        (plx.sensor_status, SENSOR_STATUS_REJECT, "device and sensor status"),
+    ):
+        if status is not None:
+            flagged += [(reason, what, bit) for bit, reason in table.items() if status >> bit & 1]
+    if flagged:
+        names = ", ".join(f"{what} bit {bit} ({reason})" for reason, what, bit in flagged)
+        raise DecodeError(f"PLX value flagged by the device: {names}", flagged[0][0])
 
 
 def decode_battery(data: bytes) -> int:
@@ -162,16 +271,24 @@ def decode_temperature(data: bytes) -> float:
     return (value - 32) * 5 / 9 if data[0] & 0x01 else value
 
 
-def to_reading(uuid16: int, data: bytes) -> dict[str, Any]:
-    """Contract wearable fields for one notification; DecodeError if none is usable."""
+def to_reading(uuid16: int, data: bytes, tz: dt.tzinfo | None = None) -> dict[str, Any]:
+    """Contract wearable fields for one notification; DecodeError if none is usable.
+
+    ``tz`` is the zone of the device's clock (PLX Spot-Check timestamps)."""
     reading: dict[str, Any] = {}
+    t_ms: int | None = None
     if uuid16 == HEART_RATE:
         hr = decode_heart_rate(data)
         if hr.contact is False:  # strap/band not on the skin: the value means nothing
             raise DecodeError("heart rate sent without skin contact", "no_contact")
         reading["heart_rate_bpm"] = hr.bpm
-    elif uuid16 == PLX_CONTINUOUS:
-        plx = decode_plx_continuous(data)
+    elif uuid16 in (PLX_CONTINUOUS, PLX_SPOT_CHECK):
+        if uuid16 == PLX_CONTINUOUS:
+            plx = decode_plx_continuous(data)
+        else:
+            plx = decode_plx_spot_check(data, tz)
+        _refuse_status(plx)
+        t_ms = plx.t_ms
         if plx.spo2_pct is not None:
             reading["spo2_pct"] = plx.spo2_pct
         if plx.pulse_bpm is not None:
@@ -189,7 +306,10 @@ def to_reading(uuid16: int, data: bytes) -> dict[str, Any]:
     for key, value in reading.items():
         if not math.isfinite(value):  # belt and braces: the contract has no NaN
             raise DecodeError(f"{key} is not finite", "not_a_number")
-    return _in_range(reading)
+    reading = _in_range(reading)
+    if t_ms is not None:
+        reading["t"] = t_ms  # the device's measurement time (a stored spot-check is old)
+    return reading
 
 
 _RANGES = {

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from firmware_bridge.base import DecodeError
 from firmware_bridge.ble_gateway.devices import device_table
 from firmware_bridge.ble_gateway.framing import MAX_LINE, decode_line
-from firmware_bridge.ble_gateway.gatt import to_reading
+from firmware_bridge.ble_gateway.gatt import DEVICE_TZ, to_reading
 from firmware_bridge.config import SourceConfig
 from firmware_bridge.serialport import LinePortSource
 
@@ -26,10 +28,12 @@ class BleSerialSource(LinePortSource):
         devices: dict[str, str],
         baudrate: int = 115200,
         read_timeout_s: float = 2.0,
+        device_tz: dt.tzinfo = DEVICE_TZ,
     ) -> None:
         super().__init__(port, baudrate, max_line=MAX_LINE + 1)
         self.devices = devices
         self.read_timeout_s = read_timeout_s
+        self.device_tz = device_tz
 
     @classmethod
     def from_config(cls, cfg: SourceConfig) -> BleSerialSource:
@@ -38,6 +42,7 @@ class BleSerialSource(LinePortSource):
             device_table(cfg),
             cfg.int_("baudrate", 115200, lo=300, hi=4_000_000),
             cfg.float_("interval_s", 2.0, lo=0.05, hi=3600),
+            device_tz=_zone(cfg),
         )
 
     def read(self) -> list[dict[str, Any]]:
@@ -62,7 +67,19 @@ class BleSerialSource(LinePortSource):
             device_id = self.devices.get(note.mac)
             if device_id is None:
                 raise DecodeError("wearable not in the devices table", "unknown_device")
-            return {"device_id": device_id, **to_reading(note.uuid16, note.payload)}
+            return {"device_id": device_id, **to_reading(note.uuid16, note.payload, self.device_tz)}
         except DecodeError as exc:
             self.reject(exc.reason, line)
             return None
+
+
+def _zone(cfg: SourceConfig) -> dt.tzinfo:
+    """``device_timezone``: the zone the wearables' clocks are set to (PLX Spot-Check
+    timestamps carry none); default Asia/Tokyo."""
+    name = cfg.str_("device_timezone", "Asia/Tokyo")
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise cfg.error(
+            f"device_timezone {name!r} is not an IANA zone name (e.g. Asia/Tokyo)"
+        ) from None

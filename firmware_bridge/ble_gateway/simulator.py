@@ -51,10 +51,16 @@ class BleModel(DeviceModel):
     _n: int = 0
     _frames: list[Frame] = field(default_factory=list)
 
+    def queue(self, frame: Frame) -> None:
+        """Send ``frame`` on the next period, before the round-robin one."""
+        self._frames.append(frame)
+
     def tick(self, now: float) -> list[Frame]:
         if now < self._next:
             return []
         self._next = now + self.period_s
+        if self._frames:
+            return [self._frames.pop(0)]
         self._n += 1
         mac = self.macs[self._n % len(self.macs)]
         step = self._n % 3
@@ -95,6 +101,13 @@ class BleSerialSimulator(PtySimulator):
 
     def __init__(self, directory: str | Path, link_name: str = "ble", **model: Any) -> None:
         super().__init__(directory, BleModel(**model), link_name)
+        self.ble: BleModel = self.model  # type: ignore[assignment]
+
+    def notify(
+        self, mac: str, uuid16: int, payload: bytes, truth: dict[str, Any] | None = None
+    ) -> None:
+        """Queue one notification (``truth``: the contract fields it must give, if any)."""
+        self.ble.queue(Frame(encode_line(mac, uuid16, payload), truth and {"mac": mac, **truth}))
 
 
 class GatewayPublisher:

@@ -2,11 +2,22 @@
 
 Format 1 frames: EHD ``10 81``, TID(2), SEOJ(3), DEOJ(3), ESV, OPC, then OPC x
 (EPC, PDC, EDT). Property layouts follow the ECHONET Device Object Detailed
-Specifications (APPENDIX, "Low-voltage smart electric energy meter class").
+Specifications (APPENDIX, "Low-voltage smart electric energy meter class"):
+
+- 0xEA / 0xEB fixed-time cumulative energy (normal / reverse): year uint16, month, day,
+  hour, minute, second, then uint32 (11 bytes); the meter's local time (JST).
+- 0xE5 day of historical data 1: uint8 0..99 (0 = the meter's today); 0xE2 / 0xE4
+  historical data 1 (normal / reverse): that day uint16, then 48 x uint32, the
+  cumulative amounts at 00:00, 00:30, ... 23:30 of that day (194 bytes).
+- 0xED day and time of historical data 2: year uint16, month, day, hour, minute, number
+  of 30-minute segments 1..12 (7 bytes); 0xEC historical data 2: the same 6-byte time,
+  the number, then per segment normal uint32 + reverse uint32, the first at that time
+  and each next one 30 minutes earlier.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -16,10 +27,17 @@ from firmware_bridge.base import DecodeError
 CONTROLLER = bytes.fromhex("05FF01")
 METER = bytes.fromhex("028801")
 GET, GET_RES, GET_SNA = 0x62, 0x72, 0x52
+SETC, SET_RES, SETC_SNA = 0x61, 0x71, 0x51
 INF, INFC, INFC_RES = 0x73, 0x74, 0x7A
 
 E_COEFFICIENT, E_DIGITS, E_IMPORT, E_UNIT = 0xD3, 0xD7, 0xE0, 0xE1
 E_EXPORT, E_POWER, E_CURRENT = 0xE3, 0xE7, 0xE8
+E_HISTORY_IMPORT, E_HISTORY_EXPORT, E_HISTORY_DAY = 0xE2, 0xE4, 0xE5
+E_FIXED_IMPORT, E_FIXED_EXPORT = 0xEA, 0xEB
+E_HISTORY2, E_HISTORY2_AT = 0xEC, 0xED
+HISTORY_SLOTS = 48
+HISTORY2_MAX = 12
+MAX_HISTORY_DAY = 99
 
 #: 0xE1 unit code -> (multiplier, divisor) in kWh; a divisor keeps 0.1 exact.
 UNIT_CODES: dict[int, tuple[int, int]] = {
@@ -61,6 +79,13 @@ def build_get(tid: int, epcs: list[int]) -> bytes:
     return (
         b"\x10\x81" + struct.pack(">H", tid) + CONTROLLER + METER + bytes([GET, len(epcs)]) + body
     )
+
+
+def build_setc(tid: int, props: list[tuple[int, bytes]]) -> bytes:
+    """A SetC (0x61, response required) from the controller to the meter."""
+    if not 0 <= tid <= 0xFFFF or not 1 <= len(props) <= 255:
+        raise ValueError("tid must fit 2 bytes and 1-255 properties are allowed")
+    return build_frame(tid, CONTROLLER, METER, SETC, props)
 
 
 def build_frame(
@@ -194,3 +219,84 @@ def update_scale(frame: Frame, scale: Scale) -> None:
             scale.coeff = coefficient(edt) if edt else 1
         elif epc == E_DIGITS and edt:
             scale.digits = digits(edt)
+
+
+# -- fixed-time values and their history ------------------------------------------------
+
+#: The meter's clock: Japanese smart meters keep Japan Standard Time.
+METER_TZ = dt.timezone(dt.timedelta(hours=9), "JST")
+HALF_HOUR_MS = 30 * 60 * 1000
+
+
+def _meter_time(raw: bytes, epc: int, seconds: bool = True) -> dt.datetime:
+    year = int.from_bytes(raw[0:2], "big")
+    month, day, hour, minute = raw[2], raw[3], raw[4], raw[5]
+    second = raw[6] if seconds else 0
+    try:
+        return dt.datetime(year, month, day, hour, minute, second, tzinfo=METER_TZ)
+    except ValueError:
+        raise DecodeError(f"EPC 0x{epc:02X} time {raw.hex()} is not a date", "malformed") from None
+
+
+def epoch_ms(when: dt.datetime) -> int:
+    return int(when.timestamp()) * 1000
+
+
+def fixed_time(epc: int, edt: bytes, digits: int | None = None) -> tuple[int, int | None]:
+    """0xEA / 0xEB: (boundary in epoch ms, raw count or None for no data).
+
+    The time must be on a :00 or :30 boundary (seconds 0), as the meter stamps it."""
+    raw = _need(epc, edt, 11)
+    when = _meter_time(raw, epc)
+    if when.minute not in (0, 30) or when.second:
+        raise DecodeError(f"EPC 0x{epc:02X} time {when:%H:%M:%S} is not :00 or :30", "malformed")
+    return epoch_ms(when), energy_raw(epc, raw[7:11], digits)
+
+
+def history_day_edt(day: int) -> bytes:
+    """0xE5 EDT for ``day`` days before the meter's today."""
+    if not 0 <= day <= MAX_HISTORY_DAY:
+        raise ValueError(f"history day {day} is outside 0-{MAX_HISTORY_DAY}")
+    return bytes([day])
+
+
+def history1(epc: int, edt: bytes, digits: int | None = None) -> tuple[int, list[int | None]]:
+    """0xE2 / 0xE4: (day, 48 raw counts at 00:00..23:30, None where the meter has none)."""
+    raw = _need(epc, edt, 2 + 4 * HISTORY_SLOTS)
+    day = int.from_bytes(raw[0:2], "big")
+    if day > MAX_HISTORY_DAY:
+        raise DecodeError(f"EPC 0x{epc:02X} day {day} is outside 0-99", "malformed")
+    values = [energy_raw(epc, raw[2 + 4 * i : 6 + 4 * i], digits) for i in range(HISTORY_SLOTS)]
+    return day, values
+
+
+def history2_edt(newest: dt.datetime, count: int) -> bytes:
+    """0xED EDT: the newest half-hour to read (meter time) and how many segments."""
+    if not 1 <= count <= HISTORY2_MAX or newest.minute not in (0, 30):
+        raise ValueError("0xED needs 1-12 segments and a :00/:30 time")
+    local = newest.astimezone(METER_TZ)
+    return struct.pack(
+        ">HBBBBB", local.year, local.month, local.day, local.hour, local.minute, count
+    )
+
+
+def history2(edt: bytes, digits: int | None = None) -> list[tuple[int, int | None, int | None]]:
+    """0xEC: [(boundary epoch ms, normal raw or None, reverse raw or None)], newest first."""
+    if len(edt) < 7:
+        raise DecodeError(f"EPC 0xEC has PDC {len(edt)}, need 7+", "malformed")
+    count = edt[6]
+    if not 1 <= count <= HISTORY2_MAX or len(edt) != 7 + 8 * count:
+        raise DecodeError(
+            f"EPC 0xEC says {count} segments in PDC {len(edt)} (7 + 8 per segment, 1-12)",
+            "malformed",
+        )
+    newest = _meter_time(edt[0:6] + b"\x00", E_HISTORY2, seconds=False)
+    if newest.minute not in (0, 30):
+        raise DecodeError(f"EPC 0xEC time {newest:%H:%M} is not :00 or :30", "malformed")
+    out = []
+    for i in range(count):
+        seg = edt[7 + 8 * i : 15 + 8 * i]
+        imp = energy_raw(E_HISTORY2, seg[0:4], digits)
+        exp = energy_raw(E_HISTORY2, seg[4:8], digits)
+        out.append((epoch_ms(newest) - i * HALF_HOUR_MS, imp, exp))
+    return out

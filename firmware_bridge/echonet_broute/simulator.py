@@ -4,11 +4,21 @@ and ECHONET Lite Gets with ERXUDP lines in a chosen layout.
 ``layout``: ``"a1"`` (BP35A1/RL7023, no side), ``"c0"`` (side), ``"c0_lqi"`` (LQI +
 side, SA2=1). ``echo`` repeats each command line first, as the modules do by default.
 ``sim.sent`` holds the exact contract reading of every intact Get_Res with 0xE7.
+
+The meter keeps half-hour history as a real one does: its cumulative counters are a
+function of *meter time* (``meter_time``, settable so a test can jump hours ahead),
+0xEA/0xEB answer the newest :00/:30 boundary, 0xE2/0xE4 the day chosen with 0xE5
+(``history_days`` days kept, older ones no data), and 0xEC the segments chosen with
+0xED (``history2=False``: an older meter without 0xEC/0xED, which refuses them).
+:meth:`BrouteModel.fixed_truth` is the fixed-time reading the source must produce for
+a boundary.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import struct
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +42,13 @@ class BrouteModel(DeviceModel):
     unit_code: int = 0x01  # 0.1 kWh
     refuse_coefficient: bool = True  # answer 0xD3 with Get_SNA / PDC 0, as many meters do
     answer_gets: bool = True
+    meter_time: float | None = None  # epoch seconds of the meter's clock; None: real time
+    history_days: int = 45
+    history2: bool = True
+    #: (ESV, EPC) of every request the meter answered, for tests
+    requests: list[tuple[int, int]] = field(default_factory=list)
+    _hist_day: int = 0
+    _hist2: tuple[int, int] | None = None  # (newest boundary ms, segments) set by 0xED
     _buf: bytearray = field(default_factory=bytearray)
     _pwd: str = ""
     _id: str = ""
@@ -56,6 +73,64 @@ class BrouteModel(DeviceModel):
         n = self._n
         power = -840 if n % 5 == 4 else 632 + n  # export every fifth reading
         return power, 30 + n % 3, 50, 123456 + n * 3, 789 + n
+
+    # -- the meter's half-hour counters ------------------------------------------------
+    def now_s(self) -> float:
+        return time.time() if self.meter_time is None else self.meter_time
+
+    @staticmethod
+    def counters(t_ms: int) -> tuple[int, int]:
+        """Cumulative (import, export) counts at ``t_ms``, in 0xE1 units, uneven from one
+        half-hour to the next; they wrap at the 6 effective digits (0xD7) as meters do."""
+        minutes = t_ms // 60_000
+        return (minutes * 3 + (minutes // 30) % 5) % 10**6, (minutes // 3) % 10**6
+
+    def newest_boundary_ms(self) -> int:
+        now_ms = int(self.now_s() * 1000)
+        return now_ms - now_ms % el.HALF_HOUR_MS
+
+    def kept(self, t_ms: int) -> bool:
+        """The meter has a value for boundary ``t_ms`` (past, within its history)."""
+        newest = self.newest_boundary_ms()
+        today = dt.datetime.fromtimestamp(newest / 1000, el.METER_TZ).date()
+        day = dt.datetime.fromtimestamp(t_ms / 1000, el.METER_TZ).date()
+        return t_ms <= newest and (today - day).days < self.history_days
+
+    def fixed_truth(self, t_ms: int) -> dict[str, Any]:
+        mul, div = el.UNIT_CODES[self.unit_code]
+        imp, exp = self.counters(t_ms)
+        return {"t": t_ms, "fixed_import_kwh": imp * mul / div, "fixed_export_kwh": exp * mul / div}
+
+    def _stamp(self, t_ms: int) -> bytes:
+        w = dt.datetime.fromtimestamp(t_ms / 1000, el.METER_TZ)
+        return struct.pack(">HBBBBB", w.year, w.month, w.day, w.hour, w.minute, w.second)
+
+    def _count(self, t_ms: int, export: bool) -> bytes:
+        if not self.kept(t_ms):
+            return struct.pack(">I", 0xFFFFFFFE)  # no data
+        return struct.pack(">I", self.counters(t_ms)[1 if export else 0])
+
+    def _history1(self, export: bool) -> bytes:
+        newest = self.newest_boundary_ms()
+        today = dt.datetime.fromtimestamp(newest / 1000, el.METER_TZ).date()
+        day = today - dt.timedelta(days=self._hist_day)
+        midnight = dt.datetime(day.year, day.month, day.day, tzinfo=el.METER_TZ)
+        base = el.epoch_ms(midnight)
+        slots = b"".join(
+            self._count(base + i * el.HALF_HOUR_MS, export) for i in range(el.HISTORY_SLOTS)
+        )
+        return struct.pack(">H", self._hist_day) + slots
+
+    def _history2(self) -> bytes:
+        assert self._hist2 is not None
+        newest, n = self._hist2
+        head = self._stamp(newest)[:6] + bytes([n])
+        segs = b"".join(
+            self._count(newest - i * el.HALF_HOUR_MS, False)
+            + self._count(newest - i * el.HALF_HOUR_MS, True)
+            for i in range(n)
+        )
+        return head + segs
 
     def on_input(self, data: bytes, now: float) -> list[Frame]:
         self._buf += data
@@ -139,9 +214,32 @@ class BrouteModel(DeviceModel):
             req = el.parse_frame(payload)
         except Exception:  # noqa: BLE001 - a real meter ignores frames it cannot parse
             return out
-        if req.esv != el.GET or req.deoj != el.METER:
+        if req.deoj != el.METER:
+            return out
+        if req.esv == el.SETC:
+            return out + [self._set(req)]
+        if req.esv != el.GET:
             return out
         return out + [self._reply(req)]
+
+    def _set(self, req: el.Frame) -> Frame:
+        props: list[tuple[int, bytes]] = []
+        ok = True
+        for epc, edt in req.props:
+            self.requests.append((el.SETC, epc))
+            if epc == el.E_HISTORY_DAY and len(edt) == 1 and edt[0] <= el.MAX_HISTORY_DAY:
+                self._hist_day = edt[0]
+                props.append((epc, b""))  # Set_Res: PDC 0
+            elif epc == el.E_HISTORY2_AT and self.history2 and len(edt) == 7:
+                y, mo, d, h, mi, n = struct.unpack(">HBBBBB", edt)
+                when = dt.datetime(y, mo, d, h, mi, tzinfo=el.METER_TZ)
+                self._hist2 = (el.epoch_ms(when), n)
+                props.append((epc, b""))
+            else:
+                props.append((epc, edt))  # SetC_SNA echoes the refused EDT
+                ok = False
+        esv = el.SET_RES if ok else el.SETC_SNA
+        return Frame(self.erxudp(el.build_frame(req.tid, el.METER, el.CONTROLLER, esv, props)))
 
     def _reply(self, req: el.Frame) -> Frame:
         props: list[tuple[int, bytes]] = []
@@ -166,6 +264,16 @@ class BrouteModel(DeviceModel):
                 props.append((epc, b"\x06"))
             elif epc == el.E_COEFFICIENT and not self.refuse_coefficient:
                 props.append((epc, struct.pack(">I", 1)))
+            elif epc in (el.E_FIXED_IMPORT, el.E_FIXED_EXPORT):
+                newest = self.newest_boundary_ms()
+                export = epc == el.E_FIXED_EXPORT
+                props.append((epc, self._stamp(newest) + self._count(newest, export)))
+            elif epc in (el.E_HISTORY_IMPORT, el.E_HISTORY_EXPORT):
+                self.requests.append((el.GET, epc))
+                props.append((epc, self._history1(epc == el.E_HISTORY_EXPORT)))
+            elif epc == el.E_HISTORY2 and self.history2 and self._hist2 is not None:
+                self.requests.append((el.GET, epc))
+                props.append((epc, self._history2()))
             else:
                 props.append((epc, b""))
                 sna = True

@@ -11,13 +11,21 @@ from pymodbus.exceptions import ConnectionException, ModbusException
 
 from firmware_bridge.base import DecodeError, DeviceError, PollClock, RejectLog
 from firmware_bridge.config import SourceConfig
-from firmware_bridge.modbus_sdm.registers import BLOCK_COUNT, BLOCK_START, crc16, decode_block
+from firmware_bridge.modbus_sdm.registers import (
+    BLOCK_COUNT,
+    BLOCK_START,
+    DEFAULT_MODEL,
+    MODELS,
+    crc16,
+    decode_block,
+)
 
 RESPONSE_LEN = 5 + 2 * BLOCK_COUNT  # unit, fc, byte count, data, crc(2)
 
 
 class SdmSource(RejectLog):
-    """Polls the register block every ``interval_s``; one reading per good response."""
+    """Polls the register block every ``interval_s``; one reading per good response,
+    decoded with the register map of ``model`` (see ``registers.MODELS``)."""
 
     kind = "energy_meter"
 
@@ -30,8 +38,12 @@ class SdmSource(RejectLog):
         parity: str = "N",
         interval_s: float = 5.0,
         timeout_s: float = 1.0,
+        model: str = DEFAULT_MODEL,
     ) -> None:
         super().__init__()
+        if model not in MODELS:
+            raise ValueError(f"unknown SDM model {model!r}; use one of {', '.join(MODELS)}")
+        self.model = model
         self.port = port
         self.unit_id = unit_id
         self._client = ModbusSerialClient(
@@ -52,6 +64,9 @@ class SdmSource(RejectLog):
         parity = cfg.str_("parity", "N")
         if parity not in ("N", "E", "O"):
             raise cfg.error(f"parity must be N, E or O, got {parity!r}")
+        model = cfg.str_("model", DEFAULT_MODEL).lower()
+        if model not in MODELS:
+            raise cfg.error(f"model must be one of {', '.join(MODELS)}, got {model!r}")
         return cls(
             cfg.str_("port", hint='add port = "/dev/serial/by-id/..." (the RS-485 adapter)'),
             cfg.int_("unit_id", 1, lo=1, hi=247),
@@ -59,6 +74,7 @@ class SdmSource(RejectLog):
             parity=parity,
             interval_s=cfg.float_("interval_s", 5.0, lo=0.05, hi=3600),
             timeout_s=cfg.float_("timeout_s", 1.0, lo=0.05, hi=30),
+            model=model,
         )
 
     def _trace(self, sending: bool, data: bytes) -> bytes:
@@ -100,7 +116,7 @@ class SdmSource(RejectLog):
             self.reject(f"exception_{getattr(rr, 'exception_code', 0)}", self._rx)
             return []
         try:
-            reading = decode_block(list(rr.registers))
+            reading = decode_block(list(rr.registers), self.model)
         except DecodeError as exc:
             self.reject(exc.reason, self._rx)
             return []

@@ -1,8 +1,14 @@
 """NMEA 0183 RMC / GGA sentences -> position fixes, via pynmea2.
 
 Any talker (GP, GN, GL, GA, BD, QZ, ...) is accepted. The checksum is mandatory.
-Sentences without a fix (RMC status ``V``, GGA quality 0) and other sentence types give
-``None``: they are normal traffic, not errors.
+Sentences without a fix (RMC status ``V`` with mode ``N`` or none, GGA quality 0, GNS
+mode all ``N``) and other sentence types give ``None``: they are normal traffic.
+
+A position the receiver itself marks as not measured is refused with its own reason
+(:class:`DecodeError`), as gpsd refuses it: GGA quality 6 / mode ``E`` (dead reckoning),
+7 / ``M`` (manual input), 8 / ``S`` (simulator), a fix from 0 satellites, and an RMC
+that says ``A`` (valid) with mode ``N`` (no fix). Mode indicators (NMEA 2.3+) A, D, F,
+R and P are fixes; sentences from receivers older than 2.3 have none and are trusted.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ MAX_SENTENCE = 128
 class Fix:
     """One decoded position. ``t_ms`` only from RMC (it alone carries the date)."""
 
-    sentence: str  # "RMC" or "GGA"
+    sentence: str  # "RMC", "GGA" or "GNS"
     lat: float
     lon: float
     speed_kmh: float | None = None
@@ -63,6 +69,8 @@ def decode_sentence(raw: bytes) -> Fix | None:
             return _rmc(msg)
         if isinstance(msg, pynmea2.GGA):
             return _gga(msg)
+        if isinstance(msg, pynmea2.GNS):
+            return _gns(msg)
     except DecodeError:
         raise
     except Exception as exc:  # noqa: BLE001 - malformed fields surface as various errors
@@ -81,9 +89,33 @@ def _position(msg: pynmea2.NMEASentence) -> tuple[float, float]:
     return lat, lon
 
 
+#: NMEA 2.3+ mode indicator (RMC, GNS, GLL, VTG) and GGA quality -> reject reason.
+MODE_FIX = frozenset("ADFRP")  # autonomous, differential, RTK float, RTK fixed, precise
+MODE_REFUSED = {"E": "dead_reckoning", "M": "manual_input", "S": "simulated"}
+GGA_REFUSED = {6: "dead_reckoning", 7: "manual_input", 8: "simulated"}
+
+
+def _refuse_mode(kind: str, mode: str) -> None:
+    """Raise for a mode indicator that marks the position as not measured."""
+    if mode in MODE_REFUSED:
+        raise DecodeError(f"{kind} mode {mode!r}: not a measured fix", MODE_REFUSED[mode])
+    if mode and mode not in MODE_FIX and mode != "N":
+        raise DecodeError(f"{kind} mode indicator {mode!r} is not an NMEA mode", "malformed")
+
+
+def _no_satellites(kind: str, num_sats: str | None) -> None:
+    # An empty field means "not reported" (trusted); an explicit 0 is no fix at all.
+    if num_sats not in (None, "") and int(num_sats) == 0:
+        raise DecodeError(f"{kind} claims a fix from 0 satellites", "no_satellites")
+
+
 def _rmc(msg: pynmea2.RMC) -> Fix | None:
+    mode = (getattr(msg, "mode_indicator", None) or "").strip()
+    _refuse_mode("RMC", mode)
     if msg.status != "A":
         return None
+    if mode == "N":
+        raise DecodeError("RMC status A (valid) with mode N (no fix)", "no_fix_mode")
     lat, lon = _position(msg)
     speed = None
     if msg.spd_over_grnd not in (None, ""):
@@ -105,8 +137,29 @@ def _rmc(msg: pynmea2.RMC) -> Fix | None:
 def _gga(msg: pynmea2.GGA) -> Fix | None:
     if not msg.gps_qual or int(msg.gps_qual) == 0:
         return None
+    quality = int(msg.gps_qual)
+    if quality in GGA_REFUSED:
+        raise DecodeError(f"GGA quality {quality}: not a measured fix", GGA_REFUSED[quality])
+    if not 1 <= quality <= 5:
+        raise DecodeError(f"GGA quality {quality} is not an NMEA fix quality", "malformed")
+    _no_satellites("GGA", msg.num_sats)
     lat, lon = _position(msg)
     return Fix("GGA", lat, lon)
+
+
+def _gns(msg: pynmea2.GNS) -> Fix | None:
+    # One mode character per constellation (GPS, GLONASS, Galileo, BeiDou, ...): a fix
+    # when any constellation has one; otherwise the first refused mode names the reason.
+    modes = (msg.mode_indicator or "").strip()
+    if not modes or set(modes) == {"N"}:
+        return None
+    if not any(m in MODE_FIX for m in modes):
+        for m in modes:
+            _refuse_mode("GNS", m)
+        return None
+    _no_satellites("GNS", msg.num_sats)
+    lat, lon = _position(msg)
+    return Fix("GNS", lat, lon)
 
 
 def checksum(body: str) -> str:

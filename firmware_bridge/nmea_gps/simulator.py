@@ -41,6 +41,11 @@ class NmeaModel(DeviceModel):
     speed_kn: float = 12.3
     track_deg: float = 84.4
     no_fix_epochs: int = 0  # first epochs without a fix (RMC V / GGA 0)
+    #: first epochs with a position that is not measured, as receivers send it:
+    #: "simulated" (Garmin simulator mode: RMC V/S, GGA 8) or "dead_reckoning"
+    #: (sky lost: RMC V/E, GGA 6 with 0 satellites)
+    unmeasured_epochs: int = 0
+    unmeasured: str = "simulated"
     _next: float = 0.0
     _epoch: int = 0
     _pos: list[float] = field(default_factory=list)
@@ -54,9 +59,11 @@ class NmeaModel(DeviceModel):
         self._epoch += 1
         self._pos[0] += 0.00003
         self._pos[1] += 0.00011
-        return self.epoch(time.time(), self._epoch <= self.no_fix_epochs)
+        no_fix = self._epoch <= self.no_fix_epochs
+        unmeasured = self.no_fix_epochs < self._epoch <= self.no_fix_epochs + self.unmeasured_epochs
+        return self.epoch(time.time(), no_fix, self.unmeasured if unmeasured else None)
 
-    def epoch(self, wall: float, no_fix: bool) -> list[Frame]:
+    def epoch(self, wall: float, no_fix: bool, unmeasured: str | None = None) -> list[Frame]:
         """The sentences of one fix epoch at UTC ``wall``."""
         cs = int(wall * 100)
         hms = time.strftime("%H%M%S", time.gmtime(cs // 100)) + f".{cs % 100:02d}"
@@ -82,6 +89,13 @@ class NmeaModel(DeviceModel):
         rmc = f"{tk}RMC,{hms},A,{lat_s},{ns},{lon_s},{ew},{spd},{trk},{dmy},,,A"
         gga = f"{tk}GGA,{hms},{lat_s},{ns},{lon_s},{ew},1,08,0.9,40.0,M,39.5,M,,"
         gsv = "GPGSV,1,1,01,05,45,120,40"
+        if unmeasured is not None:  # no truth: the source must refuse both sentences
+            mode, qual, sats = {"simulated": ("S", 8, "10"), "dead_reckoning": ("E", 6, "00")}[
+                unmeasured
+            ]
+            rmc = f"{tk}RMC,{hms},V,{lat_s},{ns},{lon_s},{ew},{spd},{trk},{dmy},,,{mode}"
+            gga = f"{tk}GGA,{hms},{lat_s},{ns},{lon_s},{ew},{qual},{sats},50.0,40.0,M,39.5,M,,"
+            return [Frame(sentence(rmc)), Frame(sentence(gga))]
         return [Frame(sentence(rmc), truth), Frame(sentence(gga)), Frame(sentence(gsv))]
 
 

@@ -9,9 +9,12 @@ Matching rule:
 3. The first fix of each stop visit is the arrival; the visit lasts until a fix is
    outside the radius. After a restart, an arrival at the same (bus, stop) within
    ``revisit_s`` (default 300 s) of the last stored one counts as the same visit.
-4. Scheduled time: the candidate trip's ``arrival_time`` at that stop on the service
-   day (today or yesterday, in the agency's time zone) closest to the fix; with only a
-   route, the closest trip within ``max_route_delay_s`` (default 1800 s) is chosen.
+4. Scheduled time: the candidate trip's ``arrival_time`` at that stop on a service
+   day (the fix's date or the day before, in the agency's time zone: times past
+   24:00:00 belong to the day before) **on which the trip runs** (GTFS calendar: its
+   ``service_id`` active that day, see :mod:`ingest.events.gtfs`), closest to the fix;
+   with only a route, the closest such trip within ``max_route_delay_s`` (default
+   1800 s) is chosen.
    ``delay_s`` = observed - scheduled (positive = late).
 5. Headway: ``headway_s`` = this arrival minus the previous arrival of *any* bus of the
    same route at the same stop (none for the first one known). An arrival processed out
@@ -212,14 +215,15 @@ class ArrivalMatcher:
     def _scheduled(
         self, trips: list[str], stop_id: str, t: int, exact: bool
     ) -> tuple[str, int] | None:
-        tz = self.schedule.tz
-        local = datetime.fromtimestamp(t / 1000, tz)
+        sched = self.schedule
+        local = datetime.fromtimestamp(t / 1000, sched.tz)
         best: tuple[str, int] | None = None
         for day in (local.date() - timedelta(days=1), local.date()):
-            midnight = datetime(day.year, day.month, day.day, tzinfo=tz)
-            base_ms = int(midnight.timestamp() * 1000)
+            base_ms = sched.service_midnight_ms(day)
             for tid in trips:
-                for sid, secs in self.schedule.trips[tid].stop_times:
+                if not sched.runs(tid, day):
+                    continue  # not on this service day's calendar
+                for sid, secs in sched.trips[tid].stop_times:
                     if sid != stop_id:
                         continue
                     ms = base_ms + secs * 1000

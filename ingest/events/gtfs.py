@@ -1,10 +1,15 @@
 """GTFS static schedule: the parts needed to match bus fixes to stop arrivals.
 
 Reads ``stops.txt``, ``trips.txt``, ``stop_times.txt`` and ``routes.txt`` (plus the
-agency's time zone from ``agency.txt`` when present) from a feed zip.
+agency's time zone from ``agency.txt`` when present) and the service calendar
+(``calendar.txt`` and ``calendar_dates.txt``) from a feed zip.
 
-Limitation: ``calendar.txt`` / ``calendar_dates.txt`` are not read: every trip is
-assumed to run every day.
+A trip runs on a *service day* (a date in the agency's time zone) when its
+``service_id`` is active that day: ``calendar.txt`` gives weekdays and an inclusive
+``start_date``..``end_date`` range; ``calendar_dates.txt`` adds a date
+(``exception_type`` 1) or removes one (2), which is how GTFS-JP publishers mark
+public holidays. A feed with neither file (older feeds, hand-made test feeds) runs
+every trip every day, as before.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import io
 import math
 import zipfile
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -43,6 +49,40 @@ class Trip:
     route_id: str
     #: (stop_id, scheduled arrival in seconds after the service day's midnight), in order.
     stop_times: list[tuple[str, int]] = field(default_factory=list)
+    service_id: str = ""
+
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+@dataclass(frozen=True)
+class Service:
+    """One ``calendar.txt`` row: the weekdays a service runs in a date range."""
+
+    weekdays: frozenset[int]  # date.weekday(): Monday 0 .. Sunday 6
+    start: date
+    end: date  # inclusive
+
+
+@dataclass
+class Calendar:
+    """Which services run on which service day (``calendar.txt`` + ``calendar_dates.txt``)."""
+
+    services: dict[str, Service] = field(default_factory=dict)
+    added: dict[str, set[date]] = field(default_factory=dict)
+    removed: dict[str, set[date]] = field(default_factory=dict)
+    #: False when the feed has neither file: every service runs every day.
+    present: bool = True
+
+    def active(self, service_id: str, day: date) -> bool:
+        if not self.present:
+            return True
+        if day in self.removed.get(service_id, ()):
+            return False
+        if day in self.added.get(service_id, ()):
+            return True
+        svc = self.services.get(service_id)
+        return svc is not None and svc.start <= day <= svc.end and day.weekday() in svc.weekdays
 
 
 @dataclass
@@ -51,6 +91,17 @@ class Schedule:
     trips: dict[str, Trip]
     routes: dict[str, list[str]]  # route_id -> trip ids
     tz: ZoneInfo
+    calendar: Calendar = field(default_factory=lambda: Calendar(present=False))
+
+    def runs(self, trip_id: str, day: date) -> bool:
+        """Whether ``trip_id`` runs on service day ``day`` (agency time zone)."""
+        return self.calendar.active(self.trips[trip_id].service_id, day)
+
+    def service_midnight_ms(self, day: date) -> int:
+        """Epoch ms of the service day's reference time: noon minus 12 h (GTFS), which is
+        local midnight except on days a DST change moves it."""
+        noon = datetime(day.year, day.month, day.day, 12, tzinfo=self.tz)
+        return int(noon.timestamp() * 1000) - 12 * 3600 * 1000
 
     @classmethod
     def load(cls, path: str | Path, default_tz: str = "Asia/Tokyo") -> Schedule:
@@ -65,6 +116,7 @@ class Schedule:
                 agency = _table(zf, "agency.txt", ("agency_timezone",), path)
                 if agency:
                     tz_name = agency[0]["agency_timezone"]
+            calendar = _calendar(zf, path)
         try:
             tz = ZoneInfo(tz_name)
         except Exception:  # noqa: BLE001 - zoneinfo raises several types
@@ -82,7 +134,10 @@ class Schedule:
                 raise GtfsError(
                     f"GTFS feed {path}: stops.txt stop {row['stop_id']!r} has a bad lat/lon"
                 ) from None
-        trips = {r["trip_id"]: Trip(r["trip_id"], r["route_id"]) for r in tables["trips.txt"]}
+        trips = {
+            r["trip_id"]: Trip(r["trip_id"], r["route_id"], service_id=r.get("service_id", ""))
+            for r in tables["trips.txt"]
+        }
         rows = sorted(
             tables["stop_times.txt"], key=lambda r: (r["trip_id"], int(r["stop_sequence"]))
         )
@@ -94,7 +149,46 @@ class Schedule:
         routes: dict[str, list[str]] = {}
         for t in trips.values():
             routes.setdefault(t.route_id, []).append(t.trip_id)
-        return cls(stops, trips, routes, tz)
+        return cls(stops, trips, routes, tz, calendar)
+
+
+def _calendar(zf: zipfile.ZipFile, path: object) -> Calendar:
+    names = zf.namelist()
+    if "calendar.txt" not in names and "calendar_dates.txt" not in names:
+        return Calendar(present=False)
+    cal = Calendar()
+    if "calendar.txt" in names:
+        cols = ("service_id", *WEEKDAYS, "start_date", "end_date")
+        for row in _table(zf, "calendar.txt", cols, path):
+            where = f"GTFS feed {path}: calendar.txt service {row['service_id']!r}"
+            flags = [row[d] for d in WEEKDAYS]
+            if any(f not in ("0", "1") for f in flags):
+                raise GtfsError(f"{where}: weekday columns must be 0 or 1, got {flags}")
+            cal.services[row["service_id"]] = Service(
+                frozenset(i for i, f in enumerate(flags) if f == "1"),
+                _date(row["start_date"], where),
+                _date(row["end_date"], where),
+            )
+    if "calendar_dates.txt" in names:
+        date_cols = ("service_id", "date", "exception_type")
+        for row in _table(zf, "calendar_dates.txt", date_cols, path):
+            where = f"GTFS feed {path}: calendar_dates.txt service {row['service_id']!r}"
+            kind = {"1": cal.added, "2": cal.removed}.get(row["exception_type"])
+            if kind is None:
+                raise GtfsError(
+                    f"{where}: exception_type must be 1 (added) or 2 (removed), "
+                    f"got {row['exception_type']!r}"
+                )
+            kind.setdefault(row["service_id"], set()).add(_date(row["date"], where))
+    return cal
+
+
+def _date(value: str, where: str) -> date:
+    """GTFS ``YYYYMMDD``."""
+    try:
+        return datetime.strptime(value, "%Y%m%d").date()
+    except ValueError:
+        raise GtfsError(f"{where}: date {value!r} is not YYYYMMDD") from None
 
 
 def _table(

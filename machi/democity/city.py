@@ -1,14 +1,15 @@
 """The demo city: a fictional mid-sized Japanese coastal industrial city.
 
 It uses the simulator's districts and centre (``machi.simulate.SITES``/``CITY_CENTER``:
-a Pacific-coast industrial city in Aichi) and adds what the KPIs need: bus routes with
-stops and a GTFS static timetable, and the district each device lives in.
+a Pacific-coast industrial city in Ibaraki, on TEPCO's grid) and adds what the KPIs
+need: bus routes with stops and a GTFS static timetable, and the district each device lives in.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 from machi.democity.gtfs import hms, write_gtfs
@@ -17,6 +18,17 @@ from machi.simulate import CITY_CENTER, SITES
 TZ = "Asia/Tokyo"
 BUS_KMH = 20.0  # scheduled average running speed between stops
 DWELL_S = 20  # scheduled dwell at each stop
+#: Service calendar (GTFS-JP style): a weekday timetable and a thinner one on Saturdays,
+#: Sundays and holidays. The demo's holidays are New Year's Day only (a real feed lists
+#: every public holiday in calendar_dates.txt); both sides of the demo read this.
+WEEKDAY, WEEKEND = "weekday", "weekend"
+CALENDAR_START, CALENDAR_END = date(2024, 1, 1), date(2030, 12, 31)
+HOLIDAYS = tuple(date(y, 1, 1) for y in range(CALENDAR_START.year, CALENDAR_END.year + 1))
+
+
+def service_id(day: date) -> str:
+    """The service that runs on service day ``day`` (a local date in ``TZ``)."""
+    return WEEKEND if day.weekday() >= 5 or day in HOLIDAYS else WEEKDAY
 
 
 @dataclass(frozen=True)
@@ -50,11 +62,14 @@ class Route:
     def round_trip_s(self) -> int:
         return self.offsets()[-1]
 
-    def departures(self) -> list[int]:
-        return list(range(self.first_s, self.last_s + 1, self.headway_s))
+    def departures(self, service: str = WEEKDAY) -> list[int]:
+        """Departure times of ``service``: every headway on weekdays, every other one on
+        weekends and holidays."""
+        step = self.headway_s * (2 if service == WEEKEND else 1)
+        return list(range(self.first_s, self.last_s + 1, step))
 
-    def trip_id(self, k: int) -> str:
-        return f"{self.route_id}-{k:03d}"
+    def trip_id(self, k: int, service: str = WEEKDAY) -> str:
+        return f"{self.route_id}-{k:03d}" if service == WEEKDAY else f"{self.route_id}-we-{k:03d}"
 
 
 def _metres(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -153,20 +168,21 @@ def gtfs_tables(routes: tuple[Route, ...] = ROUTES) -> dict[str, list[dict[str, 
                 "stop_lat": s.lat,
                 "stop_lon": s.lon,
             }
-        for k, dep in enumerate(r.departures()):
-            tid = r.trip_id(k)
-            trips.append({"route_id": r.route_id, "service_id": "daily", "trip_id": tid})
-            for seq, (s, off) in enumerate(zip(loop, offsets, strict=True), 1):
-                arr = dep + off
-                stop_times.append(
-                    {
-                        "trip_id": tid,
-                        "arrival_time": hms(arr),
-                        "departure_time": hms(arr + (DWELL_S if seq < len(loop) else 0)),
-                        "stop_id": s.stop_id,
-                        "stop_sequence": seq,
-                    }
-                )
+        for service in (WEEKDAY, WEEKEND):
+            for k, dep in enumerate(r.departures(service)):
+                tid = r.trip_id(k, service)
+                trips.append({"route_id": r.route_id, "service_id": service, "trip_id": tid})
+                for seq, (s, off) in enumerate(zip(loop, offsets, strict=True), 1):
+                    arr = dep + off
+                    stop_times.append(
+                        {
+                            "trip_id": tid,
+                            "arrival_time": hms(arr),
+                            "departure_time": hms(arr + (DWELL_S if seq < len(loop) else 0)),
+                            "stop_id": s.stop_id,
+                            "stop_sequence": seq,
+                        }
+                    )
     return {
         "agency.txt": [
             {
@@ -189,17 +205,21 @@ def gtfs_tables(routes: tuple[Route, ...] = ROUTES) -> dict[str, list[dict[str, 
         ],
         "calendar.txt": [
             {
-                "service_id": "daily",
-                "monday": 1,
-                "tuesday": 1,
-                "wednesday": 1,
-                "thursday": 1,
-                "friday": 1,
-                "saturday": 1,
-                "sunday": 1,
-                "start_date": "20240101",
-                "end_date": "20301231",
+                "service_id": service,
+                **{d: int((i >= 5) == (service == WEEKEND)) for i, d in enumerate(_DAYS)},
+                "start_date": CALENDAR_START.strftime("%Y%m%d"),
+                "end_date": CALENDAR_END.strftime("%Y%m%d"),
             }
+            for service in (WEEKDAY, WEEKEND)
+        ],
+        "calendar_dates.txt": [
+            row
+            for h in HOLIDAYS
+            if h.weekday() < 5  # a holiday on a weekend runs the weekend timetable anyway
+            for row in (
+                {"service_id": WEEKDAY, "date": h.strftime("%Y%m%d"), "exception_type": 2},
+                {"service_id": WEEKEND, "date": h.strftime("%Y%m%d"), "exception_type": 1},
+            )
         ],
         "stops.txt": list(stops.values()),
         "trips.txt": trips,
@@ -207,9 +227,21 @@ def gtfs_tables(routes: tuple[Route, ...] = ROUTES) -> dict[str, list[dict[str, 
     }
 
 
+_DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
 def write_city_gtfs(path: str | Path) -> Path:
     """Write the demo city's GTFS static zip (give it to ``machi events run --gtfs``)."""
     return write_gtfs(path, gtfs_tables())
 
 
-__all__ = ["ROUTES", "SITES", "TZ", "Route", "Stop", "gtfs_tables", "write_city_gtfs"]
+__all__ = [
+    "ROUTES",
+    "SITES",
+    "TZ",
+    "Route",
+    "Stop",
+    "gtfs_tables",
+    "service_id",
+    "write_city_gtfs",
+]

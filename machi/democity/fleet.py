@@ -10,10 +10,10 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from machi.democity.city import DWELL_S, ROUTES, TZ, Route
+from machi.democity.city import DWELL_S, ROUTES, TZ, Route, service_id
 from machi.simulate import Device, Fleet, _metres, make_meter, make_wearable
 
 _TZ = ZoneInfo(TZ)
@@ -30,28 +30,35 @@ class GtfsBus(Device):
     route: Route = ROUTES[0]
     index: int = 0
     every: int = 1
-    _delays: dict[int, tuple[float, float]] = field(default_factory=dict)
+    _delays: dict[str, tuple[float, float]] = field(default_factory=dict)
 
-    def _delay(self, k: int) -> tuple[float, float]:
-        if k not in self._delays:
-            r = random.Random(f"{self.route.route_id}-{k}")
-            self._delays[k] = (min(600.0, max(-90.0, r.gauss(40, 90))), r.uniform(0.0, 0.12))
-        return self._delays[k]
+    def _delay(self, trip_id: str) -> tuple[float, float]:
+        if trip_id not in self._delays:
+            r = random.Random(trip_id)
+            d0 = min(600.0, max(-90.0, r.gauss(40, 90)))
+            self._delays[trip_id] = (d0, r.uniform(0.0, 0.12))
+        return self._delays[trip_id]
 
-    def _state(self, t_ms: int) -> tuple[int | None, float]:
-        """(trip index, seconds into its round) at time ``t_ms``; None when laid over."""
+    def _state(self, t_ms: int) -> tuple[str | None, float]:
+        """(trip id, seconds into its round) at time ``t_ms``; None when laid over.
+
+        Trips of the service that runs on the service day (weekday or weekend/holiday
+        timetable, :func:`machi.democity.city.service_id`); yesterday's run past midnight.
+        """
         local = datetime.fromtimestamp(t_ms / 1000, _TZ)
         secs = local.hour * 3600 + local.minute * 60 + local.second + local.microsecond / 1e6
         length = self.route.round_trip_s()
-        for day_shift in (0, 86400):  # trips of yesterday's service run past midnight
-            s = secs + day_shift
-            for k, dep in enumerate(self.route.departures()):
+        for day_shift in (0, 1):
+            service = service_id(local.date() - timedelta(days=day_shift))
+            s = secs + day_shift * 86400
+            for k, dep in enumerate(self.route.departures(service)):
                 if k % self.every != self.index:
                     continue
-                d0, growth = self._delay(k)
+                tid = self.route.trip_id(k, service)
+                d0, growth = self._delay(tid)
                 into = (s - dep - d0) / (1 + growth)
                 if 0 <= into <= length:
-                    return k, into
+                    return tid, into
         return None, 0.0
 
     def _position(self, into: float) -> tuple[float, float, float, float]:
@@ -73,8 +80,8 @@ class GtfsBus(Device):
         return last.lat, last.lon, 0.0, 0.0
 
     def reading(self, t_ms: int, dt_s: float) -> dict[str, object]:
-        k, into = self._state(t_ms)
-        if k is None:
+        trip_id, into = self._state(t_ms)
+        if trip_id is None:
             first = self.route.stops[0]
             lat, lon, heading, speed = first.lat, first.lon, 0.0, 0.0
         else:
@@ -88,8 +95,8 @@ class GtfsBus(Device):
             "heading_deg": round(heading, 1),
             "occupancy_pct": float(round(min(100, max(0, self.rng.gauss(45, 20))))),
         }
-        if k is not None:
-            out["trip_id"] = self.route.trip_id(k)
+        if trip_id is not None:
+            out["trip_id"] = trip_id
         return out
 
 

@@ -147,21 +147,24 @@ def _kpi(engine: KpiEngine, theme: str, w: Window) -> dict[str, float | None]:
 
 def test_green_counters_with_reset_gap_and_boundary(city: KpiEngine, influx: InfluxV1) -> None:
     v = _values(city, "green")
-    # 5-minute grid, each interval's step measured from the meter's previous reading
-    # (up to 1 h back, so also from before the window). m1: 1 (99 -> 100 at 0 min) + 1 + 2
-    # + (reset 103 -> 0.5 dropped) + 1 + 3 (across the 40-90 min gap) = 8; m2: 5; m3: 1.5.
-    assert v["energy_consumption_kwh"] == pytest.approx(14.5)
-    assert v["co2_emissions_t"] == pytest.approx(14.5 * 0.0005)
-    # Energy per 30-minute slot / 0.5 h: slot 0 = m1's 1 + 1 + 2 = 4 kWh -> 8 kW; slot 30 =
-    # m1 1 (after its reset) + m2 2 + m3 1.5 = 4.5 kWh -> 9 kW; slot 60 = m2 3 -> 6 kW;
-    # slot 90 = m1's post-gap 3 kWh -> 6 kW (it lands in the interval of the new reading).
-    assert v["peak_demand_kw"] == pytest.approx(9.0)
-    assert v["pv_export_kwh"] == pytest.approx(3.0)  # m1: 9 -> 10 -> (gap) 12
+    # Right-closed 5-minute intervals (b, b + 5 min], each step measured from the meter's
+    # previous reading (up to 1 h back, so also from before the window). A reading on a
+    # boundary closes the interval before it: m1's 99 -> 100 at 0 min belongs to the
+    # interval ending at 0, before the window. m1: 1 + 2 + 0.5 (reset 103 -> 0.5: the new
+    # counter's 0.5 is kept, Prometheus increase()) + 1 + 3 (across the 40-90 min gap) =
+    # 7.5; m2: 5; m3: 1.5.
+    assert v["energy_consumption_kwh"] == pytest.approx(14.0)
+    assert v["co2_emissions_t"] == pytest.approx(14.0 * 0.0005)
+    # Energy per 30-minute slot / 0.5 h: slot 0 = m1 1 + 2 + 0.5 (its reading at 30 min
+    # closes slot 0) + m2 2 + m3 1.5 = 7 kWh -> 14 kW; slot 30 = m1 1 + m2 3 -> 8 kW;
+    # slot 60 = m1's post-gap 3 kWh -> 6 kW (it lands in the interval of the new reading).
+    assert v["peak_demand_kw"] == pytest.approx(14.0)
+    assert v["pv_export_kwh"] == pytest.approx(2.0)  # m1: (9 -> 10 before) -> (gap) 12
     assert v["meters_reporting_pct"] == pytest.approx(75.0)
     # Late data (arrives after the fact, between 40 and 90 min) leaves the total unchanged
     # for a monotonic counter.
     _write(influx, [_meter("m1", "a", 50, 2.0)])
-    assert _values(city, "green")["energy_consumption_kwh"] == pytest.approx(14.5)
+    assert _values(city, "green")["energy_consumption_kwh"] == pytest.approx(14.0)
 
 
 def test_green_site_filter(city: KpiEngine) -> None:

@@ -92,16 +92,16 @@ def test_known_answer_from_rollups_and_late_data(
     w = Window(T0, T0 + timedelta(hours=2))
     assert rolled.green_plan(w).uses_rollup
     v = _green(rolled, w)
-    assert v["energy_consumption_kwh"] == pytest.approx(14.5)
-    assert v["peak_demand_kw"] == pytest.approx(9.0)
-    assert v["pv_export_kwh"] == pytest.approx(3.0)
+    assert v["energy_consumption_kwh"] == pytest.approx(14.0)
+    assert v["peak_demand_kw"] == pytest.approx(14.0)
+    assert v["pv_export_kwh"] == pytest.approx(2.0)
     assert v["meters_reporting_pct"] == pytest.approx(75.0)
     # A meter whose readings arrive late: the rollup lacks them until the interval is
     # recomputed (the CQs do it for an hour; here we re-run the same statements).
     _write(influx, [_meter("m5", "b", 12, 10.0), _meter("m5", "b", 22, 12.5)])
-    assert _green(rolled, w)["energy_consumption_kwh"] == pytest.approx(14.5)
+    assert _green(rolled, w)["energy_consumption_kwh"] == pytest.approx(14.0)
     rollups.run(influx, T0, T0 + timedelta(hours=1))
-    assert _green(rolled, w)["energy_consumption_kwh"] == pytest.approx(17.0)
+    assert _green(rolled, w)["energy_consumption_kwh"] == pytest.approx(16.5)
     raw, _ = _engines(influx)
     assert _green(raw, w) == pytest.approx(_green(rolled, w))
 
@@ -117,9 +117,9 @@ def test_rollup_not_used_before_its_first_interval(influx: InfluxV1) -> None:
     late = Window(T0 + timedelta(hours=2), T0 + timedelta(hours=4))
     assert rolled.green_plan(late).uses_rollup
     assert _green(rolled, late) == pytest.approx(_green(raw, late))
-    assert _green(rolled, late)["energy_consumption_kwh"] == pytest.approx(
-        12.0
-    )  # 1 kWh per 10 min, bridged from 1:50
+    # 1 kWh per 10 min: the readings at 2:10 .. 3:50 (the one at 2:00 closes the
+    # interval before the window).
+    assert _green(rolled, late)["energy_consumption_kwh"] == pytest.approx(11.0)
     assert _green(rolled, early)["energy_consumption_kwh"] == pytest.approx(23.0)
 
 
@@ -145,12 +145,13 @@ def test_continuous_queries_really_roll_up(influx: InfluxV1) -> None:
     while time.monotonic() < deadline:
         series = influx.query(q)
         total = series[0]["values"][0][1] if series else None
-        # Readings 50..57 at 0, 2, ..., 14 min: interval 0 has no earlier reading (no
-        # step), interval 5 ends at 54 (+2 over 52), interval 10 at 57 (+3).
-        if total == pytest.approx(5.0):
+        # Readings 50..57 at 0, 2, ..., 14 min; intervals (b, b + 5 min]: the one at 0
+        # closes the interval before; (0, 5] ends at 52 (+2 over 50), (5, 10] at 55 (+3),
+        # (10, 15] at 57 (+2).
+        if total == pytest.approx(7.0):
             break
         time.sleep(2)
-    assert total == pytest.approx(5.0)
+    assert total == pytest.approx(7.0)
 
 
 def test_cli_setup_rollups_is_idempotent(influx: InfluxV1) -> None:

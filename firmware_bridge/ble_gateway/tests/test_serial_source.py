@@ -125,3 +125,37 @@ def test_config_errors() -> None:
         make_source({**base, "devices": {"xyz": "care-1"}})
     with pytest.raises(ConfigError, match="invalid"):
         make_source({**base, "devices": {"C0FFEE000001": "bad id!"}})
+
+
+def test_flagged_plx_are_rejects_and_spot_check_keeps_its_time(tmp_path: Path) -> None:
+    from firmware_bridge.ble_gateway import gatt
+    from firmware_bridge.ble_gateway.tests.test_plx_status import continuous, spot_check
+
+    with BleSerialSimulator(tmp_path, period_s=0.02, macs=("C0FFEE000001",)) as sim:
+        mac = "C0FFEE000001"
+        sim.notify(mac, gatt.PLX_CONTINUOUS, continuous(ms=1 << 15))  # invalid
+        sim.notify(mac, gatt.PLX_CONTINUOUS, continuous(ms=1 << 10))  # demonstration
+        sim.notify(mac, gatt.PLX_CONTINUOUS, continuous(dss=1 << 11))  # unconnected to user
+        sim.notify(mac, gatt.PLX_CONTINUOUS, continuous(dss=1 << 15))  # disconnected
+        stamp = (2026, 12, 1, 9, 30, 15)  # 09:30:15 JST = 00:30:15 UTC
+        t_ms = 1796085015000
+        sim.notify(
+            mac,
+            gatt.PLX_SPOT_CHECK,
+            spot_check(stamp),
+            {"spo2_pct": 95.0, "heart_rate_bpm": 90.0, "t": t_ms},
+        )
+        src = _source(sim)
+        try:
+            got = read_n(src, 6)
+        finally:
+            src.close()
+    assert got[0] == {"device_id": "care-0001", "spo2_pct": 95.0, "heart_rate_bpm": 90.0, "t": t_ms}
+    assert all("t" not in r for r in got[1:])  # round-robin readings: the agent stamps them
+    reasons = [reason for reason, _ in src.take_rejects()]
+    assert reasons == [
+        "plx_invalid",
+        "plx_demonstration",
+        "plx_sensor_unconnected",
+        "plx_sensor_disconnected",
+    ]

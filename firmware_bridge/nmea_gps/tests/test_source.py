@@ -120,3 +120,21 @@ def test_registry_builds_nmea_source(sim: NmeaSimulator) -> None:
     finally:
         src.close()
     assert got[0]["route_id"] == "R7" and "trip_id" not in got[0]
+
+
+@pytest.mark.parametrize("kind", ["simulated", "dead_reckoning"])
+def test_unmeasured_positions_are_rejects_not_bus_positions(tmp_path: Path, kind: str) -> None:
+    # Garmin simulator mode (RMC V/S + GGA 8) and a lost sky (RMC V/E + GGA 6, 0 sats):
+    # no reading, two rejects per epoch with the reason, then real fixes flow again.
+    with NmeaSimulator(tmp_path, period_s=0.05, unmeasured_epochs=4, unmeasured=kind) as sim:
+        src = NmeaSource(str(sim.path), "R10", read_timeout_s=1.0)
+        src.open()
+        try:
+            got = read_n(src, 3)
+        finally:
+            src.close()
+        truth = {r["t"]: r for r in sim.sent}
+    assert len(got) == 3 and all(truth[r["t"]]["lat"] == r["lat"] for r in got)
+    rejects = src.take_rejects()
+    assert [reason for reason, _ in rejects] == [kind] * 8
+    assert all(raw.startswith(b"$GN") for _, raw in rejects)
