@@ -208,6 +208,17 @@ def setup(influx: InfluxV1, every: timedelta = EVERY) -> list[str]:
         )
         done.append(f"created retention policy {RP}")
     have = existing_cqs(influx)
+    steps = have.get(CQ_PREFIX + "meter_steps", "").lower()
+    if "non_negative_difference" in steps:
+        # Rollups of machi before 2026-12: left-closed grid, resets dropped. Their points
+        # sit at other timestamps than the new ones and would be added to them: drop
+        # them (only this retention policy; raw data stays) and let the back-fill redo it.
+        influx.execute(f"DROP RETENTION POLICY {quote_ident(RP)} ON {quote_ident(influx.db)}")
+        influx.execute(
+            f"CREATE RETENTION POLICY {quote_ident(RP)} ON {quote_ident(influx.db)} "
+            "DURATION INF REPLICATION 1"
+        )
+        done.append(f"dropped the old-grid rollup points in {RP}; back-fill to recompute them")
     for r in rollups(influx.db):
         name = CQ_PREFIX + r.name
         want = r.statement()

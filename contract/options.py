@@ -249,13 +249,23 @@ def add_options(
 
 
 def _bounds(info: FieldInfo) -> str:
-    parts = []
+    """``between 1 and 64``, ``>= 0``, ``> 0 and <= 60``: what the option allows."""
+    found: dict[str, float] = {}
     for m in info.metadata:
-        for attr, sym in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
+        for attr in ("ge", "gt", "le", "lt"):
             v = getattr(m, attr, None)
             if v is not None:
-                parts.append(f"{sym} {v}")
-    return " and ".join(parts)
+                found[attr] = v
+    lo = ("ge", found["ge"]) if "ge" in found else ("gt", found["gt"]) if "gt" in found else None
+    hi = ("le", found["le"]) if "le" in found else ("lt", found["lt"]) if "lt" in found else None
+
+    def side(b: tuple[str, float]) -> str:
+        return f"{b[1]:g}" + (" (exclusive)" if b[0] in ("gt", "lt") else "")
+
+    if lo and hi:
+        return f"between {side(lo)} and {side(hi)}"
+    sym = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+    return " and ".join(f"{sym[a]} {v:g}" for a, v in found.items())
 
 
 def load_options(

@@ -1,12 +1,12 @@
-"""The one configuration loader: environment variables, then TOML files, then flags.
+"""Runtime settings shared by every component, and config-file loading.
 
-Every component reads its settings through :func:`env` / :func:`load_toml` so that the
-same ``MACHI_*`` variable means the same thing everywhere.
+Options (flags and ``MACHI_*`` variables) are declared in the option tables
+(``contract.options``); this module holds the runtime :class:`Settings` they produce, the
+MQTT URL parser, :class:`ConfigError` and :func:`load_toml` for config files.
 """
 
 from __future__ import annotations
 
-import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,42 +18,6 @@ T = TypeVar("T")
 
 class ConfigError(ValueError):
     """A setting is missing or malformed; the message names the setting and the fix."""
-
-
-def env(name: str, default: str) -> str:
-    value = os.environ.get(name)
-    return default if value is None or value == "" else value
-
-
-def env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
-
-
-def env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number") from None
-
-
-def env_bool(name: str, default: bool) -> bool:
-    raw = os.environ.get(name, "").strip().lower()
-    if raw == "":
-        return default
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"{name}={raw!r} must be 1/0, true/false, yes/no or on/off")
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:

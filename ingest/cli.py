@@ -31,11 +31,23 @@ def config_from_args(args: argparse.Namespace) -> IngestConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from contract.settings import ConfigError
+    from ingest.binding import load_binding
     from ingest.options import IngestOptions
     from ingest.service import IngestService
+    from ingest.workers import run_workers
 
     opts = load_options(IngestOptions, args)
     if args.print_config:
         return print_config(opts)
-    IngestService(opts.config()).run_forever()
+    cfg = opts.config()
+    if cfg.workers > 1:
+        argv = sys.argv[1:]
+        if "ingest" not in argv:
+            raise ConfigError("--workers above 1 needs ingest started as `machi ingest ...`")
+        load_binding(cfg.registry, cfg.open_mode)  # i10: a bad registry stops here, once
+        return run_workers(cfg, cfg.workers, argv)
+    IngestService(cfg).run_forever()
     return 0

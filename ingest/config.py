@@ -1,4 +1,4 @@
-"""Ingest settings: ``contract.settings.Settings`` plus the knobs of the pipeline."""
+"""Ingest's runtime configuration, built from the option table (``ingest/options.py``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from contract.schema import Limits
-from contract.settings import Settings, env, env_bool, env_int
+from contract.settings import ConfigError, Settings
+
+MAX_WORKERS = 32
+
+
+def resolve_workers(value: str, cpus: int | None = None) -> int:
+    """``auto`` or a count. ``auto`` is one worker per core beyond the first two, at
+    least one: on 2 cores a second worker competes with Mosquitto and InfluxDB for the
+    same cores and gained nothing (docs/benchmarks.md)."""
+    if value == "auto":
+        n = cpus if cpus is not None else (os.cpu_count() or 1)
+        return max(1, min(MAX_WORKERS, n - 2))
+    try:
+        n = int(value)
+    except ValueError:
+        raise ConfigError(
+            f"--workers/MACHI_INGEST_WORKERS must be 'auto' or a whole number, got {value!r}"
+        ) from None
+    if not 1 <= n <= MAX_WORKERS:
+        raise ConfigError(f"--workers/MACHI_INGEST_WORKERS must be between 1 and {MAX_WORKERS}")
+    return n
 
 
 @dataclass(frozen=True)
@@ -20,6 +40,8 @@ class IngestConfig:
     batch_lines: int = 5000
     batch_s: float = 1.0
     writers: int = 2
+    # Processes on one shared subscription (ingest/workers.py); 1 = this process alone.
+    workers: int = 1
     max_pending_batches: int = 8
     # MQTT 5 Receive Maximum: how many unacknowledged messages the broker may hand us.
     receive_maximum: int = 20000
@@ -37,21 +59,3 @@ class IngestConfig:
     # Device binding (ingest/binding.py): the registry file, or explicitly open mode.
     registry: Path | None = None
     open_mode: bool = False
-
-    @classmethod
-    def from_env(cls, settings: Settings, **overrides: object) -> IngestConfig:
-        values: dict[str, object] = {
-            "client_id": env("MACHI_INGEST_CLIENT_ID", cls.client_id),
-            "shared_group": os.environ.get("MACHI_INGEST_SHARED_GROUP") or None,
-            "protocol": env_int("MACHI_MQTT_PROTOCOL", cls.protocol),
-            "batch_lines": env_int("MACHI_INGEST_BATCH_LINES", cls.batch_lines),
-            "dead_letter_file": Path(env("MACHI_DEAD_LETTER_FILE", str(cls.dead_letter_file))),
-            "metrics_port": env_int("MACHI_METRICS_PORT", 9464),
-            "confirm": env_bool("MACHI_INGEST_CONFIRM", cls.confirm),
-            "limits": Limits(
-                max_past_ms=env_int("MACHI_MAX_PAST_S", Limits.max_past_ms // 1000) * 1000,
-                max_future_ms=env_int("MACHI_MAX_FUTURE_S", Limits.max_future_ms // 1000) * 1000,
-            ),
-        }
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(settings=settings, **values)  # type: ignore[arg-type]

@@ -8,8 +8,9 @@ from pydantic import field_validator
 
 from contract.options import ConnectionOptions, option, settings_of
 from contract.schema import Limits
+from contract.settings import ConfigError
 from ingest.binding import BindingOptions
-from ingest.config import IngestConfig
+from ingest.config import IngestConfig, resolve_workers
 
 __all__ = ["IngestOptions"]
 
@@ -37,6 +38,12 @@ class IngestOptions(ConnectionOptions, BindingOptions):
         1.0, env="MACHI_INGEST_BATCH_S", gt=0, le=60, help="seal a batch after this many seconds"
     )
     writers: int = option(2, env="MACHI_INGEST_WRITERS", ge=1, le=64, help="concurrent writes")
+    workers: str = option(
+        "1",
+        env="MACHI_INGEST_WORKERS",
+        help="ingest processes sharing one subscription: a number or 'auto' (one per core "
+        "beyond two)",
+    )
     gzip: bool = option(True, env="MACHI_INGEST_GZIP", help="gzip request bodies")
     dead_letter_file: Path = option(
         Path("machi-deadletter.jsonl"),
@@ -92,6 +99,15 @@ class IngestOptions(ConnectionOptions, BindingOptions):
             raise ValueError("must be 5 or 311")
         return v
 
+    @field_validator("workers")
+    @classmethod
+    def _workers(cls, v: str) -> str:
+        try:
+            resolve_workers(v)
+        except ConfigError as exc:
+            raise ValueError(str(exc).split(" must ", 1)[-1].join(["must ", ""])) from None
+        return v
+
     def config(self) -> IngestConfig:
         return IngestConfig(
             settings=settings_of(self),
@@ -101,6 +117,7 @@ class IngestOptions(ConnectionOptions, BindingOptions):
             batch_lines=self.batch_lines,
             batch_s=self.batch_seconds,
             writers=self.writers,
+            workers=resolve_workers(self.workers),
             gzip=self.gzip,
             dead_letter_file=self.dead_letter_file,
             dead_letter_topic=self.dead_letter_topic,

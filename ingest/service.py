@@ -2,41 +2,47 @@
 
 Threads: paho's network loop decodes messages and appends their lines to the open
 batch; a timer seals batches that are old enough and adds the worker's own stats;
-``writers`` threads store sealed batches and then acknowledge their messages.
+``writers`` threads store sealed batches concurrently, then acknowledge their messages
+strictly in the order the batches were sealed (so PUBACKs leave in the order the
+PUBLISHes arrived, as MQTT requires), then publish storage confirmations.
 """
 
 from __future__ import annotations
 
 import bisect
-import collections
+import errno
 import logging
 import queue
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Annotated, Any, cast
 
 import msgspec
 import paho.mqtt.client as mqtt
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from contract import events
-from contract.confirm import StoredConfirmation, encode_confirmation, to_ranges
 from contract.lineprotocol import line, message_lines
 from contract.mqtt import MqttOptions, connect, make_client
 from contract.schema import Reason, Rejected, decode_message
+from contract.settings import ConfigError
 from contract.status import decode_status
 from contract.topics import Topics
 from ingest.binding import load_binding
 from ingest.config import IngestConfig
+from ingest.confirm import Confirmer, Key
 from ingest.deadletter import DeadLetterFile
 from ingest.metrics import IngestMetrics
 from ingest.writer import Writer, make_backend
 
 log = logging.getLogger("machi.ingest")
 _MISSING = object()
-Key = tuple[str, int]  # (device_id, seq) of a telemetry message
 
 
 class _SeqOnly(msgspec.Struct):
@@ -71,6 +77,7 @@ class _Batch:
     readings: int = 0
     max_t: int = 0
     opened: float = field(default_factory=time.monotonic)
+    seq: int = 0  # seal order: acknowledgements go out in this order
 
 
 class IngestService:
@@ -82,18 +89,30 @@ class IngestService:
         self.binding = load_binding(cfg.registry, cfg.open_mode, self.metrics.site_rewrites.inc)
         self.deadletters = DeadLetterFile(cfg.dead_letter_file)
         self._stop = threading.Event()
+        # Set when stopping: a write that fails from then on is given up rather than
+        # retried -- its messages stay unacknowledged and the broker redelivers them.
+        self._draining = threading.Event()
         self._stopped = False
         self.writer = Writer(
             make_backend(cfg.settings, use_gzip=cfg.gzip),
             max_retry_s=cfg.max_retry_s,
-            stop=self._stop,
+            stop=self._draining,
             on_retry=lambda _a: self.metrics.retries.inc(),
         )
         self._lock = threading.Condition()
         self._batch = _Batch()
         self._sealed: queue.Queue[_Batch | None] = queue.Queue(maxsize=cfg.max_pending_batches)
+        # One per broker connection; 0 while disconnected. A message is acknowledged
+        # only on the connection that delivered it: after a reconnect the broker
+        # redelivers it and may reuse its packet id.
         self._generation = 0
-        self._connected = threading.Event()
+        self._generations = 0
+        self._connected = threading.Event()  # subscribed: ready for traffic
+        # Sealing and hand-off happen together, so batches reach the writers in seal order.
+        self._handoff = threading.Lock()
+        self._sealed_count = 0
+        self._ack_turn = threading.Condition()
+        self._next_ack = 0  # seq of the batch whose acknowledgements go out next
         self._threads: list[threading.Thread] = []
         self._status_prefix = f"{self.topics.prefix}/v1/status/"
         # Cumulative counts written to InfluxDB as ingest_stats / ingest_rejects.
@@ -116,21 +135,17 @@ class IngestService:
         self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
         self.client.on_publish = self._on_publish
-        # Storage confirmations: mids awaiting their PUBACK, mids the broker refused.
-        self.confirming = cfg.confirm
-        self._pub_lock = threading.Lock()
-        self._confirm_mids: set[int] = set()
-        self._refused: collections.deque[int] = collections.deque(maxlen=1000)
+        # Unlimited in paho, bounded by the confirmer instead: with a limit, paho scans
+        # every unacknowledged publish on each PUBACK, which cost ~8 % of ingest's CPU
+        # with one confirmation per device per batch.
+        self.client.max_inflight_messages_set(0)
+        self.confirmer = Confirmer(self.client, self.topics, enabled=cfg.confirm)
 
     # -- lifecycle -------------------------------------------------------------------
 
     def start(self) -> None:
         if self.cfg.metrics_port is not None:
-            from prometheus_client import start_http_server
-
-            start_http_server(
-                self.cfg.metrics_port, addr=self.cfg.metrics_host, registry=self.metrics.registry
-            )
+            self._serve_metrics(self.cfg.metrics_port, self.cfg.metrics_host)
         self.writer.backend.ensure_database()
         # A zero baseline, so counter steps in InfluxDB also count what happens before
         # the first periodic stats point.
@@ -154,6 +169,18 @@ class IngestService:
             },
         )
 
+    def _serve_metrics(self, port: int, host: str) -> None:
+        from prometheus_client import start_http_server
+
+        try:
+            start_http_server(port, addr=host, registry=self.metrics.registry)
+        except OSError as exc:
+            what = "is already in use" if exc.errno == errno.EADDRINUSE else f"failed: {exc}"
+            raise ConfigError(
+                f"--metrics-port/MACHI_METRICS_PORT {port}: binding {host}:{port} {what}; "
+                "choose another port (0 = any free port, -1 = no metrics endpoint)"
+            ) from None
+
     def wait_connected(self, timeout: float = 10.0) -> bool:
         return self._connected.wait(timeout)
 
@@ -162,14 +189,12 @@ class IngestService:
         if self._stopped:
             return
         self._stopped = True
-        with self._lock:
-            last = self._take_locked()
-        if last is not None:
-            self._put(last)
+        self._draining.set()
+        deadline = time.monotonic() + timeout
+        self._seal(lambda _b: True, deadline)
         writers = [t for t in self._threads if t.name.startswith("ingest-writer")]
         for _ in writers:
-            self._put(None)
-        deadline = time.monotonic() + timeout
+            self._put(None, deadline)
         for t in writers:
             t.join(max(0.0, deadline - time.monotonic()))
         self._stop.set()
@@ -180,7 +205,10 @@ class IngestService:
         self.deadletters.close()
         log.info("ingest stopped", extra={"fields": dict(self.counts)})
 
-    def _spawn(self, target: Any, name: str) -> None:
+    def _writers_alive(self) -> bool:
+        return any(t.is_alive() for t in self._threads if t.name.startswith("ingest-writer"))
+
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
         t = threading.Thread(target=target, name=name, daemon=True)
         t.start()
         self._threads.append(t)
@@ -193,14 +221,27 @@ class IngestService:
             filters = [f"$share/{self.cfg.shared_group}/{f}" for f in filters]
         return filters
 
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.ConnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
         if reason_code.is_failure:
             log.error("broker refused the connection: %s", reason_code)
             return
         with self._lock:
             # Acks for messages of an earlier connection must not be sent on this one:
-            # the broker redelivers those and may reuse their packet ids.
-            self._generation += 1
+            # the broker redelivers those and may reuse their packet ids. Messages of a
+            # resumed session arrive right after the CONNACK, before our SUBACK: they
+            # belong to this connection and are acknowledged on it.
+            self._generations += 1
+            self._generation = self._generations
+        # The broker's Receive Maximum bounds our own QoS 1 publishes in flight
+        # (65535 when it names none); the confirmer keeps to it.
+        self.confirmer.connected(getattr(properties, "ReceiveMaximum", 65535))
         if self.cfg.protocol == 5:
             client.subscribe([(f, SubscribeOptions(qos=1)) for f in self._filters()])
         else:
@@ -212,7 +253,14 @@ class IngestService:
             },
         )
 
-    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+    def _on_subscribe(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
         # Ready only once the broker has the subscription: a message published before the
         # SUBACK of a brand-new session would not be queued for us.
         failed = [rc for rc in reason_codes if rc.is_failure]
@@ -222,13 +270,22 @@ class IngestService:
         self._connected.set()
         self.metrics.connected.set(1)
 
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.DisconnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
         self._connected.clear()
+        with self._lock:
+            self._generation = 0
         self.metrics.connected.set(0)
         if not self._stop.is_set():
             log.warning("disconnected from broker (%s); reconnecting", reason_code)
 
-    def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         generation = self._generation
         topic = msg.topic
         payload = bytes(msg.payload)
@@ -246,7 +303,7 @@ class IngestService:
             # stall the stream; keep the message for inspection instead.
             log.exception("bug while decoding a message; dead-lettering it")
             qos, dead = self._reject_or_hold(Reason.INTERNAL.value, repr(exc), topic, payload, qos)
-        if dead and self.confirming:
+        if dead and self.confirmer.enabled:
             key = self._rejected_key(topic, payload)
         item = _Item(msg.mid, qos, generation, topic, payload, 0, len(lines), key, dead)
         self._add(item, lines, max_t)
@@ -351,28 +408,47 @@ class IngestService:
             b.readings += len(lines)
             if max_t > b.max_t:
                 b.max_t = max_t
-            full = self._take_locked() if len(b.lines) >= self.cfg.batch_lines else None
+            full = len(b.lines) >= self.cfg.batch_lines
             self._pending += len(lines)
-        if full is not None:
+        if full:
             # Blocks the network loop when writers fall behind: backpressure to the broker.
-            # Never while holding the lock, which the writers need to finish a batch.
-            self._put(full)
+            self._seal(lambda b: len(b.lines) >= self.cfg.batch_lines)
 
-    def _take_locked(self) -> _Batch | None:
-        """Close the open batch and return it (None if empty)."""
-        b = self._batch
-        if not b.items and not b.lines:
-            return None
-        self._batch = _Batch()
-        return b
+    def _seal(self, due: Callable[[_Batch], bool], deadline: float | None = None) -> None:
+        """Close the open batch if it is non-empty and ``due``, and hand it to the writers.
 
-    def _put(self, b: _Batch | None) -> None:
+        Never holds ``_lock`` (which the writers need to finish a batch) while waiting
+        for room; ``_handoff`` keeps seal order and queue order the same.
+        """
+        if deadline is None:
+            self._handoff.acquire()
+        elif not self._handoff.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            return  # stopping, and the hand-off is stuck: the batch stays unacknowledged
+        try:
+            with self._lock:
+                b = self._batch
+                if (not b.items and not b.lines) or not due(b):
+                    return
+                self._batch = _Batch()
+                b.seq = self._sealed_count
+                self._sealed_count += 1
+            self._put(b, deadline)
+        finally:
+            self._handoff.release()
+
+    def _put(self, b: _Batch | None, deadline: float | None = None) -> None:
+        """Hand a batch to the writers, waiting while they are behind (until stopped or
+        ``deadline``; a batch not handed over stays unacknowledged)."""
         while True:
             try:
-                self._sealed.put(b, timeout=1.0)
+                self._sealed.put(b, timeout=0.2)
                 return
             except queue.Full:
-                if self._stop.is_set():
+                if self._stop.is_set() or (deadline is not None and time.monotonic() > deadline):
+                    return
+                if self._draining.is_set() and (deadline is None or not self._writers_alive()):
+                    # Stopping: new batches need not be stored, and with every writer
+                    # gone (InfluxDB down) nothing will make room.
                     return
 
     def _timer_loop(self) -> None:
@@ -380,15 +456,15 @@ class IngestService:
         tick = min(0.1, self.cfg.batch_s / 4)
         while not self._stop.wait(tick):
             now = time.monotonic()
-            due = None
-            with self._lock:
-                if now >= next_stats:
-                    next_stats = now + self.cfg.stats_interval_s
+            if now >= next_stats:
+                next_stats = now + self.cfg.stats_interval_s
+                with self._lock:
                     self._batch.lines.extend(self._stats_lines())
-                if now - self._batch.opened >= self.cfg.batch_s:
-                    due = self._take_locked()
-            if due is not None:
-                self._put(due)
+            self._seal(partial(self._older_than, now - self.cfg.batch_s))
+
+    @staticmethod
+    def _older_than(opened_before: float, b: _Batch) -> bool:
+        return b.opened <= opened_before
 
     def _stats_lines(self) -> list[str]:
         now_ms = time.time_ns() // 1_000_000
@@ -425,6 +501,10 @@ class IngestService:
                 self._commit(b)
             except InterruptedError:
                 log.warning("stopped before a batch was stored; its messages will be redelivered")
+                with self._ack_turn:
+                    # Later batches must not be acknowledged ahead of this one.
+                    self._next_ack = -1
+                    self._ack_turn.notify_all()
                 return
             except Exception:
                 # Unacknowledged messages are redelivered after a restart; crash loudly so a
@@ -455,13 +535,11 @@ class IngestService:
                 )
         self.deadletters.sync()
         stored = b.readings - len(rejections)
-        generation = self._generation
-        connected = self._connected.is_set()
-        for it in b.items:
-            if it.qos and connected and it.generation == generation:
-                self.client.ack(it.mid, it.qos)
-        if self.confirming:
-            self._confirm(b.items)
+        self._ack_in_order(b)
+        if self.confirmer.enabled:
+            self.counts["confirmations"] += self.confirmer.confirm(
+                (it.key, it.dead) for it in b.items if it.key is not None
+            )
         n_msgs = sum(1 for it in b.items if it.count)
         self.counts["messages"] += n_msgs
         self.counts["readings"] += stored
@@ -477,65 +555,29 @@ class IngestService:
         if self._last_stored_t:
             self.metrics.lag.set(time.time() - self._last_stored_t / 1000)
 
-    def _confirm(self, items: list[_Item]) -> None:
-        """Publish one storage confirmation per device in a stored batch (QoS 1).
+    def _ack_in_order(self, b: _Batch) -> None:
+        """Acknowledge a stored batch's messages once every earlier batch's are."""
+        with self._ack_turn:
+            while self._next_ack != b.seq:
+                if self._next_ack < 0 or self._stop.is_set():
+                    return  # an earlier batch was given up: leave these for redelivery
+                self._ack_turn.wait(0.5)
+            generation = self._generation
+            for it in b.items:
+                if it.qos and generation and it.generation == generation:
+                    self.client.ack(it.mid, it.qos)
+            self._next_ack = b.seq + 1
+            self._ack_turn.notify_all()
 
-        QoS 1 not for delivery (agents subscribe with QoS 0 on non-persistent sessions,
-        and a lost confirmation only costs a re-send, stored idempotently) but for the
-        PUBACK's reason code: mosquitto 2.0 drops a client after ANY publish its ACL
-        denies, QoS 0 included, so a broker without the ``stored/#`` grant would cut
-        ingest off after every batch. A refused confirmation switches them off instead.
-        """
-        stored: dict[str, set[int]] = {}
-        dead: dict[str, set[int]] = {}
-        for it in items:
-            if it.key is not None:
-                device_id, seq = it.key
-                (dead if it.dead else stored).setdefault(device_id, set()).add(seq)
-        for device_id in stored.keys() | dead.keys():
-            ok = stored.get(device_id, set())
-            msg = StoredConfirmation(
-                device_id,
-                seqs=to_ranges(ok),
-                # A copy that was stored wins over a refused copy of the same seq.
-                deadlettered=to_ranges(dead.get(device_id, set()) - ok),
-            )
-            info = self.client.publish(
-                self.topics.stored(device_id), encode_confirmation(msg), qos=1
-            )
-            with self._pub_lock:
-                self._confirm_mids.add(info.mid)
-                refused = info.mid in self._refused  # the PUBACK beat us here
-            if refused:
-                self._confirmations_refused(device_id)
-                return
-            self.counts["confirmations"] += 1
-
-    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
-        # Runs with paho's outgoing lock held: only our own short lock is taken here.
-        with self._pub_lock:
-            ours = mid in self._confirm_mids
-            self._confirm_mids.discard(mid)
-            if reason_code.is_failure:
-                self._refused.append(mid)
-        if reason_code.is_failure:
-            if ours:
-                self._confirmations_refused(str(mid))
-            else:
-                log.error("broker refused a dead-letter publish: %s (check the ACL)", reason_code)
-
-    def _confirmations_refused(self, what: str) -> None:
-        if not self.confirming:
-            return
-        self.confirming = False
-        log.error(
-            "the broker refused a storage confirmation (%s): confirmations are OFF until "
-            "restart. Grant the ingest account 'topic write %s/v1/stored/#' in the broker ACL "
-            "(machi devices export does), or run with --no-confirm; edge agents with "
-            "require_confirmation keep re-sending until then",
-            what,
-            self.topics.prefix,
-        )
+    def _on_publish(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        mid: int,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        self.confirmer.on_publish(mid, reason_code)
 
     def run_forever(self) -> None:
         """Run until SIGINT/SIGTERM, then stop gracefully."""

@@ -2,10 +2,11 @@
 
 Flow per message (on a processing thread, so paho's network loop never blocks):
 decode with ``contract.schema.decode_message`` -> derive events -> publish each alert
-(QoS 1, waiting for the broker's PUBACK) -> write the derived points to InfluxDB
-(retrying until it answers) -> acknowledge the telemetry message. A crash anywhere
-before the ack means redelivery; redelivered readings are skipped by the trackers and
-the points are idempotent (same tags + timestamp), so nothing doubles.
+(QoS 1, waiting for the broker's PUBACK) -> write the derived points to InfluxDB with
+ingest's ``Writer`` (same retry policy: retried until the database answers; a body it
+refuses is split until each bad line is isolated) -> acknowledge the telemetry message.
+A crash anywhere before the ack means redelivery; redelivered readings are skipped by
+the trackers and the points are idempotent (same tags + timestamp), so nothing doubles.
 
 On start, episode and visit state is rebuilt from InfluxDB (the last ``care_alert`` per
 device and type; the last day's ``bus_arrival`` points for visits and headways).
@@ -25,9 +26,11 @@ from typing import Any
 
 import httpx
 import paho.mqtt.client as mqtt
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from contract.events import BUS_ARRIVAL, CARE_ALERT
-from contract.influx import InfluxError, InfluxV1
+from contract.influx import InfluxError
 from contract.mqtt import MqttOptions, connect, make_client
 from contract.schema import BusMessage, Reason, Rejected, WearableMessage, decode_message
 from contract.settings import Settings
@@ -36,6 +39,7 @@ from ingest.binding import Binding
 from ingest.events.arrivals import ArrivalMatcher
 from ingest.events.care import AlertEvent, CareRules, CareTracker
 from ingest.events.gtfs import Schedule
+from ingest.writer import V1Backend, Writer
 
 log = logging.getLogger("machi.events")
 
@@ -66,10 +70,14 @@ class EventsWorker:
         self.topics = Topics(settings.topic_prefix)
         self.care = CareTracker(rules)
         self.arrivals = ArrivalMatcher(schedule, self.opts.radius_m) if schedule else None
-        self.influx = InfluxV1.from_settings(settings)
         self.stats: Counter[str] = Counter()
         self._queue: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
         self._stop = threading.Event()
+        # v1 API: restore() reads state back with InfluxQL. Derived points are few and
+        # small, so bodies go uncompressed.
+        backend = V1Backend(settings, use_gzip=False)
+        self.influx = backend.client
+        self.writer = Writer(backend, max_retry_s=10.0, stop=self._stop)
         self._thread: threading.Thread | None = None
         self._mqtt_opts = MqttOptions(
             client_id=self.opts.client_id,
@@ -147,7 +155,14 @@ class EventsWorker:
 
     # -- MQTT callbacks (network thread) ----------------------------------------------
 
-    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any = None) -> None:
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        _u: Any,
+        _f: mqtt.ConnectFlags,
+        rc: ReasonCode,
+        _p: Properties | None = None,
+    ) -> None:
         if rc.is_failure:
             log.error("MQTT connect refused", extra={"fields": {"reason": str(rc)}})
             return
@@ -244,31 +259,24 @@ class EventsWorker:
         return False
 
     def _write(self, lines: list[str]) -> bool:
-        body = "\n".join(lines).encode()
-        delay = 0.2
-        while not self._stop.is_set():
-            try:
-                r = self.influx.write_lines(body)
-            except httpx.HTTPError as exc:
-                log.warning(
-                    "InfluxDB write failed, retrying", extra={"fields": {"error": str(exc)}}
-                )
-            else:
-                if r.status_code == 204:
-                    return True
-                if r.status_code == 400:
-                    # Derived points are built from validated readings; a 400 is a bug or
-                    # a schema conflict, and retrying cannot fix it.
-                    self.stats["write_rejected"] += 1
-                    log.error(
-                        "InfluxDB refused derived points",
-                        extra={"fields": {"status": 400, "body": r.text[:500], "lines": lines[:5]}},
-                    )
-                    return True
-                log.warning(
-                    "InfluxDB write failed, retrying",
-                    extra={"fields": {"status": r.status_code, "body": r.text[:200]}},
-                )
-            self._stop.wait(delay)
-            delay = min(delay * 2, 10)
-        return False
+        """Store derived points; False only when stopping before they were stored."""
+        try:
+            rejected = self.writer.write(lines)
+        except InterruptedError:
+            return False
+        if rejected:
+            # Derived points are built from validated readings; a refused line is a bug
+            # or a schema conflict, and retrying cannot fix it. The rest is stored.
+            self.stats["write_rejected"] += len(rejected)
+            log.error(
+                "InfluxDB refused derived points",
+                extra={
+                    "fields": {
+                        "refused": len(rejected),
+                        "of": len(lines),
+                        "error": rejected[0].error[:500],
+                        "lines": [r.line for r in rejected[:5]],
+                    }
+                },
+            )
+        return True

@@ -169,3 +169,35 @@ def test_cli_setup_rollups_is_idempotent(influx: InfluxV1) -> None:
     assert second.returncode == 0, second.stderr
     assert "created" not in second.stdout
     assert rollups.installed(influx)
+
+
+def test_rollups_of_the_old_grid_are_dropped_on_upgrade(
+    city: KpiEngine,  # noqa: F811
+    influx: InfluxV1,
+) -> None:
+    # The pre-2026-12 meter CQ (left-closed grid, resets dropped) and its points.
+    rollups.setup(influx)
+    name = rollups.CQ_PREFIX + "meter_steps"
+    influx.execute(f"DROP CONTINUOUS QUERY {quote_ident(name)} ON {quote_ident(influx.db)}")
+    d = quote_ident(influx.db)
+    influx.execute(
+        f"CREATE CONTINUOUS QUERY {quote_ident(name)} ON {d} BEGIN SELECT "
+        "NON_NEGATIVE_DIFFERENCE(LAST(energy_import_kwh)) AS imp_kwh INTO "
+        f"{d}.{quote_ident(rollups.RP)}.energy_meter FROM {d}..energy_meter "
+        "GROUP BY time(5m), device_id, site END"
+    )
+    influx.execute(  # a point on the old grid (labelled b, not b + 1 ms)
+        f"SELECT 99.0 * COUNT(seq) AS imp_kwh INTO {d}.{quote_ident(rollups.RP)}.energy_site "
+        f"FROM {d}..energy_meter WHERE time >= {rollups.ts(T0)} "
+        f"AND time < {rollups.ts(T0 + timedelta(minutes=5))} GROUP BY time(5m), site"
+    )
+    assert influx.query(f"SELECT * FROM {quote_ident(rollups.RP)}.energy_site")
+    done = rollups.setup(influx)
+    assert any(x.startswith("dropped the old-grid rollup points") for x in done)
+    assert influx.query(f"SELECT * FROM {quote_ident(rollups.RP)}.energy_site") == []
+    assert rollups.setup(influx) == []
+    rollups.run(influx, T0 - timedelta(hours=1), T0 + timedelta(hours=3))
+    _, rolled = _engines(influx)
+    assert _green(rolled, Window(T0, T0 + timedelta(hours=2)))["energy_consumption_kwh"] == (
+        pytest.approx(14.0)
+    )

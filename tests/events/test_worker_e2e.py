@@ -227,3 +227,25 @@ def test_headways_continue_across_a_restart_and_late_arrivals_fix_them(
         )
     finally:
         w2.stop()
+
+
+def test_refused_derived_line_is_isolated_not_retried_forever(
+    settings: Settings, influx: InfluxV1
+) -> None:
+    """The events worker stores through ingest's Writer: a line InfluxDB refuses (a field
+    type conflict) is split off and counted; the other lines of the write are stored."""
+    now = int(time.time() * 1000)
+    assert influx.write_lines(f'bus_arrival,device_id=b0 headway_s="x" {now}'.encode()).is_success
+    worker = EventsWorker(settings, opts=EventsOptions(client_id=f"ev-{time.monotonic_ns()}"))
+    lines = [
+        f"bus_arrival,device_id=b1 delay_s=12 {now}",
+        f"bus_arrival,device_id=b0 delay_s=30,headway_s=60 {now + 1}",  # float into a string field
+        f"bus_arrival,device_id=b2 delay_s=-3 {now}",
+    ]
+    t0 = time.monotonic()
+    assert worker._write(lines) is True
+    assert time.monotonic() - t0 < 10
+    assert worker.stats["write_rejected"] == 1
+    rows = influx.rows("SELECT delay_s, device_id FROM bus_arrival WHERE delay_s < 100")
+    assert sorted(r["device_id"] for r in rows) == ["b1", "b2"]
+    worker.influx.close()
