@@ -32,10 +32,12 @@ def create_app(
     settings: Settings | None = None,
     cfg: ApiConfig | None = None,
     kpi_cfg: KpiConfig | None = None,
+    alerts_db: str | None = None,
     disclosure: DisclosureOptions | None = None,
     quotas: quota.QuotaOptions | None = None,
 ) -> FastAPI:
-    """Build the app; settings default to the ``MACHI_*`` environment."""
+    """Build the app; settings (and the alert store, ``MACHI_ALERTS_DB``) default to the
+    ``MACHI_*`` environment."""
     if settings is None or cfg is None or kpi_cfg is None:
         from api.options import ApiOptions
         from contract.options import load_options, settings_of
@@ -44,7 +46,8 @@ def create_app(
         settings = settings or settings_of(opts)
         cfg = cfg or opts.api_config()
         kpi_cfg = kpi_cfg or opts.kpi_config()
-    api = Api(settings, cfg, kpi_cfg, disclosure, quotas)  # i10: None = from MACHI_*
+        alerts_db = alerts_db or opts.alerts_db
+    api = Api(settings, cfg, kpi_cfg, alerts_db, disclosure, quotas)  # i10: None = MACHI_*
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -55,6 +58,7 @@ def create_app(
         finally:
             if api.refresher is not None:
                 api.refresher.stop()
+            api.alert_store.close()
 
     app = FastAPI(
         lifespan=lifespan,

@@ -118,7 +118,14 @@ def run(args: argparse.Namespace) -> int:
     if args.print_config:
         return print_config(opts, **disclosure.redacted(), **quotas.redacted())  # i10
     cfg = opts.api_config()
-    app = create_app(settings_of(opts), cfg, opts.kpi_config(), disclosure, quotas)  # i10
+    app = create_app(
+        settings_of(opts),
+        cfg,
+        opts.kpi_config(),
+        opts.alerts_db,
+        disclosure,
+        quotas,  # i10
+    )
     if opts.rollups:
         influx = _influx(args)
         try:

@@ -20,7 +20,7 @@ from api.cache import TtlCache
 from api.config import KpiConfig
 from api.green import GreenPlan, per_meter, swap_fixed
 from contract.disclosure import CITY, COLUMNS, RESIDENTS, TOTAL, CareTable, Policy, protect
-from contract.events import ALERT_TYPES, BUS_ARRIVAL, CARE_ALERT, INGEST_STATS
+from contract.events import ALERT_STATE, ALERT_TYPES, BUS_ARRIVAL, CARE_ALERT, INGEST_STATS
 from contract.ids import check_id
 from contract.influx import InfluxError, InfluxV1, quote_ident, quote_str
 from contract.rules import THEMES
@@ -374,6 +374,12 @@ class KpiEngine:
         if residents.suppressed:
             pct.suppressed, pct.note = True, residents.note
         kpis.append(pct)
+        if prot is None or residents.suppressed:
+            ack = self._kpi(w, "alerts_ack_p90_s", None, "s", _ACK_DEFINITION)
+            ack.suppressed, ack.note = True, residents.note
+        else:
+            ack = self.alerts_ack_p90(w, policy.k(public))
+        kpis.append(ack)
         notes = []
         if prot is None:
             notes.append(policy.grid_rule())
@@ -389,6 +395,25 @@ class KpiEngine:
                     f"alert counts under {policy.small_count} are given as a range, not a value"
                 )
         return ThemeResult("care", iso(w.start), iso(w.end), w.site, kpis, notes)
+
+    def alerts_ack_p90(self, w: Window, k: int | None = None) -> Kpi:
+        """``alerts_ack_p90_s`` from ``alert_state`` (written by ``machi alerts run``): care
+        alerts only; withheld, like every care figure, when the acknowledged alerts come
+        from fewer than k residents."""
+        cond = f'{w.where()} AND "type" =~ /^({"|".join(ALERT_TYPES)})$/'
+        res = self.run(
+            [
+                f"SELECT PERCENTILE(ack_s, 90) FROM {ALERT_STATE} WHERE {cond}",
+                f"SELECT COUNT(a) FROM (SELECT MAX(ack_s) AS a FROM {ALERT_STATE} "
+                f"WHERE {cond} GROUP BY device_id)",
+            ]
+        )
+        kpi = self._kpi(w, "alerts_ack_p90_s", self.scalar(res[0]), "s", _ACK_DEFINITION)
+        k = self.policy.k_public if k is None else k
+        if (self.scalar(res[1]) or 0.0) < k:
+            kpi.value, kpi.suppressed = None, True
+            kpi.note = f"suppressed: acknowledged alerts of fewer than k={k} residents"
+        return kpi
 
     def transit(self, w: Window) -> ThemeResult:
         where = w.where()
@@ -505,6 +530,11 @@ class KpiEngine:
             notes,
         )
 
+
+_ACK_DEFINITION = (
+    "90th percentile of the time from opening to acknowledgement of care alerts "
+    "opened in the window (acknowledged ones)"
+)
 
 #: (unit, definition) of each care column.
 _CARE_META: dict[str, tuple[str, str]] = {

@@ -121,6 +121,53 @@ class AlertModel(BaseModel):
     state: str
     value: float | None
     episode_ms: int | None
+    # Present with ``state=open`` (from the alert store of ``machi alerts run``).
+    alert_id: str | None = None
+    priority: str | None = None
+    opened: str | None = Field(None, description="when machi alerts stored it (RFC 3339)")
+    tier: int | None = Field(None, description="tier notified last (1 = first; 0 = no route)")
+    acked_by: str | None = Field(None, description="key id of who acknowledged it")
+    acked_at: str | None = None
+
+
+class NotificationModel(BaseModel):
+    tier: int
+    channel: str = Field(description="recipient URL without credentials or query")
+    attempt_kind: str
+    status: str = Field(description="intent | sent | failed (retrying) | dropped")
+    attempts: int
+    sent_at: str | None
+    last_error: str | None
+
+
+class StoredAlertModel(BaseModel):
+    alert_id: str
+    device_id: str
+    site: str
+    type: str
+    priority: str
+    state: str = Field(description="open | acked | resolved")
+    episode_ms: int
+    opened: str
+    tier: int
+    acked_by: str | None
+    acked_at: str | None
+    note: str | None
+    resolved_by: str | None
+    resolved_at: str | None
+    closed_at: str | None = Field(description="when the episode ended at the device")
+    notifications: list[NotificationModel] | None = None
+
+
+class AckBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: str | None = Field(
+        None,
+        max_length=500,
+        pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$",
+        description="free text for the care team (no control characters)",
+    )
 
 
 class AlertsModel(BaseModel):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from alerts.options import AlertsStoreOptions
 from api.config import ApiConfig, KpiConfig, emission_factor
 from contract import emission
 from contract.options import InfluxOptions, option
@@ -15,7 +16,7 @@ from contract.settings import ConfigError
 __all__ = ["ApiOptions"]
 
 
-class ApiOptions(InfluxOptions):
+class ApiOptions(InfluxOptions, AlertsStoreOptions):
     """Options of the KPI API; :meth:`api_config` and :meth:`kpi_config` build its configs."""
 
     host: str = option("127.0.0.1", env="MACHI_API_HOST", help="bind address")

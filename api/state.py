@@ -15,6 +15,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from api import queries
+from api.alert_store import AlertStoreHandle
 from api.audit import AuditLog
 from api.auth import ANONYMOUS, KeyStore, Principal
 from api.cache import TtlCache
@@ -42,10 +43,12 @@ class Api:
         settings: Settings,
         cfg: ApiConfig,
         kpi_cfg: KpiConfig,
+        alerts_db: str | None = None,
         disclosure: DisclosureOptions | None = None,  # i10: care disclosure policy
         quota: QuotaOptions | None = None,  # i10: rate limits, expensive-query cap
     ) -> None:
         self.settings = settings
+        self.alert_store = AlertStoreHandle(alerts_db)
         self.cfg = cfg
         self.influx = InfluxV1.from_settings(settings, timeout=10.0)
         policy = (disclosure or DisclosureOptions()).policy(kpi_cfg.care_k)  # i10

@@ -11,7 +11,7 @@ An identity is one of:
   agent that publishes for it.
 * ``agent``   -- an edge agent / gateway; ``devices`` lists the device ids it may publish
   telemetry for (besides its own status topic).
-* ``ingest`` / ``events`` / ``api`` -- service accounts with fixed grants.
+* ``ingest`` / ``events`` / ``api`` / ``alerts`` -- service accounts with fixed grants.
 
 Secrets are never stored: only their ``$7$`` PBKDF2-SHA512 hash. Revoked identities stay
 in the file (with ``revoked_ms``) as an audit trail.
@@ -41,8 +41,8 @@ __all__ = [
     "read_json",
 ]
 
-ROLES = ("device", "agent", "ingest", "events", "api")
-SERVICE_ROLES = ("ingest", "events", "api")
+ROLES = ("device", "agent", "ingest", "events", "api", "alerts")
+SERVICE_ROLES = ("ingest", "events", "api", "alerts")
 FORMAT_VERSION = 1
 MAX_ITERATIONS = 1_000_000
 

@@ -11,10 +11,15 @@ from dataclasses import dataclass
 from typing import Final
 
 from contract.events import ALERT_TYPES as CARE_ALERT_TYPES
+from contract.events import DEVICE_ALERT_TYPES as _DEVICE_ALERT_TYPES
 from contract.schema import KINDS
 
 __all__ = [
+    "ALERT_PRIORITIES",
     "ALERT_TYPES",
+    "ALL_ALERT_TYPES",
+    "DEVICE_ALERT_TYPES",
+    "PRIORITIES",
     "CARE_K_DEFAULT",
     "CARE_K_MIN",
     "KINDS",
@@ -31,6 +36,26 @@ THEMES: Final = ("green", "care", "transit", "platform")
 
 #: Care alert types the events worker derives (``care_alert`` ``type`` tag).
 ALERT_TYPES: Final = CARE_ALERT_TYPES
+
+#: Device alert types (silent wearable, low battery, off the body): ``device_alert``.
+DEVICE_ALERT_TYPES: Final = _DEVICE_ALERT_TYPES
+
+#: Every type the alert stream carries; ``machi alerts run`` routes all of them.
+ALL_ALERT_TYPES: Final = (*CARE_ALERT_TYPES, *_DEVICE_ALERT_TYPES)
+
+#: Alarm priorities, most urgent first (after IEC 60601-1-8's high / medium / low).
+PRIORITIES: Final = ("high", "medium", "low")
+
+#: Default priority per alert type; a rules file's ``[priorities]`` table overrides it.
+ALERT_PRIORITIES: Final[dict[str, str]] = {
+    "fall": "high",
+    "spo2_low": "high",
+    "hr_high": "medium",
+    "hr_low": "medium",
+    "silent": "low",
+    "battery_low": "low",
+    "off_body": "low",
+}
 
 #: k-anonymity threshold of care figures: a value over fewer than k residents is
 #: suppressed. CARE_K_DEFAULT is the public scope's k; the care scope may be given a

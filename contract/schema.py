@@ -78,6 +78,8 @@ class WearableReading(msgspec.Struct, frozen=True, omit_defaults=True):
     steps: Steps | None = None
     battery_pct: Pct | None = None
     fall: bool | None = None
+    #: The sensor reports it is not worn (contract v1, additive).
+    off_body: bool | None = None
 
 
 class BusReading(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -179,7 +181,15 @@ class Limits:
     max_payload_bytes: int = MAX_PAYLOAD_BYTES
 
 
-_WEARABLE_MEASURES = ("heart_rate_bpm", "spo2_pct", "skin_temp_c", "steps", "battery_pct", "fall")
+_WEARABLE_MEASURES = (
+    "heart_rate_bpm",
+    "spo2_pct",
+    "skin_temp_c",
+    "steps",
+    "battery_pct",
+    "fall",
+    "off_body",
+)
 #: Half-hour boundaries of fixed-time meter readings (Japan's demand period).
 FIXED_PERIOD_MS = 30 * 60 * 1000
 

@@ -320,6 +320,38 @@ def fleet(k: int) -> db.Dashboard:
             w=6,
         ),
         table(title("バス 最終受信", "Buses last seen"), q.devices_last_seen("bus"), w=6),
+        timeseries(
+            title("通知の失敗（方式別）", "Alert channel failures"),
+            q.channel_failures(),
+            "short",
+            alias="$tag_scheme",
+        ),
+    )
+
+
+def alerts(k: int) -> db.Dashboard:
+    d = base(
+        "machi-alerts",
+        title("アラート対応", "Alerts: response"),
+        ["care", "alerts"],
+        "Alerts handled by machi alerts run (alert_state): open, acknowledged and escalated "
+        "alerts opened in the range, and the time to acknowledge per site. Real counts, not "
+        "k-filtered (a single open alarm must show), hence the restricted folder.",
+    ).with_variable(_site("alert_state"))
+    return _add(
+        d,
+        stat(title("未対応", "Open"), q.alerts_in_state("open"), "short", no_value="0"),
+        stat(title("確認済み", "Acknowledged"), q.alerts_in_state("acked"), "short", no_value="0"),
+        stat(title("エスカレーション", "Escalated"), q.alerts_escalated(), "short", no_value="0"),
+        stat(title("解決済み", "Resolved"), q.alerts_in_state("resolved"), "short", no_value="0"),
+        timeseries(
+            title("確認までの時間 (p90)", "Time to acknowledge (p90)"),
+            q.ack_time_p90(),
+            "s",
+            alias="$tag_site",
+        ),
+        table(title("地区別 確認時間", "Time to acknowledge by site"), q.ack_time_by_site(), w=12),
+        table(title("未解決のアラート", "Unresolved alerts"), q.alerts_unresolved()),
     )
 
 
@@ -329,5 +361,6 @@ BOARDS: tuple[Board, ...] = (
     Board("machi-care", CITY, care),
     Board("machi-transit", CITY, transit),
     Board("machi-fleet", CITY, fleet),
+    Board("machi-alerts", RESTRICTED, alerts),
     Board("machi-care-residents", RESTRICTED, care_residents),
 )

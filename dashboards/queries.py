@@ -297,3 +297,54 @@ def ingest_rate() -> str:
 
 def ingest_pending() -> str:
     return _per_interval('last("pending")', "ingest_stats", "worker")
+
+
+# --- alerts (machi alerts run): one alert_state point per alert, alerts_stats ---------
+
+
+def alerts_in_state(state: str) -> str:
+    """Alerts opened in the range that are now in ``state`` (open | acked | resolved)."""
+    assert state in ("open", "acked", "resolved")
+    return (
+        f'SELECT count("tier") AS "alerts" FROM "alert_state" WHERE {TF} AND {SITE} '
+        f"AND \"state\" = '{state}'"
+    )
+
+
+def alerts_escalated() -> str:
+    """Alerts opened in the range that went past their first tier."""
+    return (
+        f'SELECT count("tier") AS "alerts" FROM "alert_state" WHERE {TF} AND {SITE} '
+        'AND "escalated" = true'
+    )
+
+
+def ack_time_by_site() -> str:
+    """Time to acknowledge per site: median, 90th percentile and how many were acked."""
+    return (
+        'SELECT percentile("ack_s", 50) AS "p50_s", percentile("ack_s", 90) AS "p90_s", '
+        f'count("ack_s") AS "acked" FROM "alert_state" WHERE {TF} AND {SITE} GROUP BY "site"'
+    )
+
+
+def ack_time_p90() -> str:
+    return _per_interval('percentile("ack_s", 90) AS "p90_s"', "alert_state", "site", SITE)
+
+
+def alerts_unresolved() -> str:
+    """The alerts not resolved yet, newest first (restricted: names devices)."""
+    return (
+        'SELECT "alert_id", "state", "tier" FROM "alert_state" '
+        f"WHERE {TF} AND {SITE} AND \"state\" != 'resolved' "
+        'GROUP BY "site", "type", "priority", "device_id" ORDER BY time DESC LIMIT 50'
+    )
+
+
+def channel_failures() -> str:
+    """Failed notification attempts per channel scheme (``failures`` is cumulative per
+    alerts instance: differenced per instance, then added up)."""
+    inner = (
+        'SELECT non_negative_difference(last("failures")) AS "n" FROM "alerts_stats" '
+        f'WHERE {TF} GROUP BY {IV}, "instance", "scheme"'
+    )
+    return f'SELECT sum("n") FROM ({inner}) WHERE {TF} GROUP BY {IV}, "scheme" fill(none)'

@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     a = ops.add_parser("add", help="add an identity and print its secret once (on stdout)")
     a.add_argument("id")
     a.add_argument(
-        "--role", default="device", choices=("device", "agent", "ingest", "events", "api")
+        "--role", default="device", choices=("device", "agent", "ingest", "events", "api", "alerts")
     )
     a.add_argument("--kind", help="device kind: energy_meter | wearable | bus")
     a.add_argument("--site", help="site id of a device or agent")

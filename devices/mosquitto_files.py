@@ -38,6 +38,8 @@ SERVICE_GRANTS: dict[str, tuple[tuple[str, str], ...]] = {
         ("read", "alerts/#"),
         ("read", "status/+"),
     ),
+    # machi alerts run takes alert episodes to people; it publishes nothing.
+    "alerts": (("read", "alerts/+/+"),),
 }
 
 

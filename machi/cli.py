@@ -24,6 +24,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("events", "ingest.events.cli"),
     ("dashboards", "dashboards.cli"),
     ("devices", "devices.cli"),
+    ("alerts", "alerts.cli"),
 ]
 
 

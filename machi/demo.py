@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0915 -- a linear script re
 
     from contract.influx import InfluxV1
     from contract.settings import Settings
+    from machi.democity.alerts import DemoAlerts
     from machi.democity.city import write_city_gtfs
     from machi.democity.fleet import build_fleet
     from machi.democity.run import backfill, fetch_kpis, format_kpis
@@ -96,7 +97,8 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0915 -- a linear script re
         api = ApiProcess(
             work / "api", influxd.url, db,
             env={"MACHI_API_KEYS": f"{api_key}:operator",
-                 "MACHI_API_AUDIT_LOG": str(work / "audit.jsonl")},
+                 "MACHI_API_AUDIT_LOG": str(work / "audit.jsonl"),
+                 "MACHI_ALERTS_DB": f"sqlite:///{work / 'alerts.db'}"},
         )  # fmt: skip
         for proc in (ingest, events, api):
             proc.start(timeout=60)
@@ -116,6 +118,13 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0915 -- a linear script re
         console.print(
             f"  {sent:,} readings published, plus {len(_bad_messages(prefix))} broken messages"
         )
+        # Alerting starts after the backfill, so history does not page anyone; one demo
+        # fall then goes to tier 1, escalates to tier 2 and is acknowledged.
+        alerting = DemoAlerts(work, settings, api.url, api_key)
+        started.append(alerting)
+        alerting.start()
+        console.print("Alerts: a demo fall goes to a local SMTP server and signed webhook ...")
+        alerting.raise_fall()
 
         def table() -> Table:
             t = Table(title="live (Ctrl-C to stop)")
@@ -148,10 +157,20 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0915 -- a linear script re
             try:
                 while sim.is_alive():
                     view.update(table())
+                    for text in alerting.poll():
+                        view.console.print(text)
                     sim.join(0.5)
             except KeyboardInterrupt:
                 stop.set()
                 sim.join(30)
+        deadline = time.monotonic() + 30
+        while not alerting.done and time.monotonic() < deadline:  # a short --duration
+            for text in alerting.poll():
+                console.print(text)
+            time.sleep(0.2)
+        for text in alerting.poll():
+            console.print(text)
+        console.print(alerting.summary())
         # Let the last batch land before reporting.
         time.sleep(2.5)
         influx = InfluxV1(influxd.url, db)

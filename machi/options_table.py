@@ -22,6 +22,7 @@ TABLES: tuple[tuple[str, str], ...] = (
     ("api", "api.quota:QuotaOptions"),
     ("dashboards", "dashboards.options:DeployOptions"),
     ("devices", "devices.cli:DevicesOptions"),
+    ("alerts", "alerts.options:AlertsOptions"),
 )
 
 README = Path(__file__).resolve().parent.parent / "README.md"

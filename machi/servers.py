@@ -219,6 +219,24 @@ class MachiProcess(_Server):
             return text in self.log.read_text(errors="replace")
         return False
 
+    @property
+    def metrics_url(self) -> str:
+        """Its Prometheus endpoint, for commands started with ``--metrics-port`` = port."""
+        return f"http://127.0.0.1:{self.port}/metrics"
+
+    def metric_sum(self, name: str) -> float:
+        """Sum of a metric over all its label values (0 if absent)."""
+        rows = httpx.get(self.metrics_url, timeout=2).text.splitlines()
+        return sum(float(r.split()[-1]) for r in rows if r.startswith((name + "{", name + " ")))
+
+    def metric(self, name: str, labels: str = "") -> float:
+        """Read one sample from its /metrics (0 if absent)."""
+        key = f"{name}{{{labels}}}" if labels else name
+        for row in httpx.get(self.metrics_url, timeout=2).text.splitlines():
+            if row.startswith(key + " "):
+                return float(row.split()[-1])
+        return 0.0
+
 
 class ApiProcess(MachiProcess):
     """``machi api`` on a free port, ready when ``/healthz`` answers."""
@@ -244,6 +262,31 @@ class EventsProcess(MachiProcess):
 
     def _ready(self) -> bool:
         return self.log_contains('"msg": "connected"')
+
+
+class AlertsProcess(MachiProcess):
+    """``machi alerts run`` with its metrics on a free port, ready once connected."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        args: list[str],
+        env: dict[str, str] | None = None,
+        name: str = "alerts",
+    ) -> None:
+        port = free_port()
+        argv = ["alerts", "run", "--metrics-port", str(port), "--instance", name, *args]
+        super().__init__(workdir, name, argv, env, port)
+
+    def _ready(self) -> bool:
+        return (
+            self.log_contains('"msg": "connected"')
+            and self.metric("machi_alerts_mqtt_connected") == 1
+        )
+
+    @property
+    def leads(self) -> bool:
+        return self.metric("machi_alerts_leader") == 1
 
 
 class IngestProcess(MachiProcess):
@@ -288,26 +331,9 @@ class IngestProcess(MachiProcess):
         super().__init__(workdir, "ingest", args, env, port)
         self.dead_letter_file = dead_letter_file
 
-    @property
-    def metrics_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/metrics"
-
     def _ready(self) -> bool:
         text = httpx.get(self.metrics_url, timeout=0.5).text
         return "machi_ingest_mqtt_connected 1.0" in text
-
-    def metric_sum(self, name: str) -> float:
-        """Sum of a metric over all its label values (0 if absent)."""
-        rows = httpx.get(self.metrics_url, timeout=2).text.splitlines()
-        return sum(float(r.split()[-1]) for r in rows if r.startswith((name + "{", name + " ")))
-
-    def metric(self, name: str, labels: str = "") -> float:
-        """Read one sample from the worker's /metrics (0 if absent)."""
-        key = f"{name}{{{labels}}}" if labels else name
-        for row in httpx.get(self.metrics_url, timeout=2).text.splitlines():
-            if row.startswith(key + " "):
-                return float(row.split()[-1])
-        return 0.0
 
 
 def _pg_bin(name: str) -> str:

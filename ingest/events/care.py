@@ -53,10 +53,11 @@ class AlertEvent:
     value: float
     episode_ms: int
     t: int
+    measurement: str = CARE_ALERT
 
     def line(self) -> str:
         return line(
-            CARE_ALERT,
+            self.measurement,
             {"device_id": self.device_id, "site": self.site, "type": self.type},
             {"state": self.state, "value": float(self.value), "episode_ms": self.episode_ms},
             self.t,

@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
         rules,
         schedule,
         EventsOptions(client_id=opts.client_id, radius_m=opts.radius_m),
+        opts.device_rules(),
         opts.binding(),  # i10: device binding; exits 2 without a registry or open mode
     )
     done = threading.Event()

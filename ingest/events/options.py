@@ -8,12 +8,13 @@ from contract.options import ConnectionOptions, option
 from contract.settings import ConfigError
 from ingest.binding import BindingOptions
 from ingest.events.care import CareRules
+from ingest.events.device_options import DeviceAlertOptions
 
 __all__ = ["EventsRunOptions"]
 
 
-class EventsRunOptions(ConnectionOptions, BindingOptions):  # i10: --registry/--open-mode
-    """Options of the events worker (care alert rules, GTFS arrivals)."""
+class EventsRunOptions(ConnectionOptions, DeviceAlertOptions, BindingOptions):  # i10: binding
+    """Options of the events worker (care alert rules, device alerts, GTFS arrivals)."""
 
     client_id: str = option(
         "machi-events", env="MACHI_EVENTS_CLIENT_ID", help="fixed id of the persistent session"

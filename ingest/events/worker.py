@@ -29,7 +29,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from contract.events import BUS_ARRIVAL, CARE_ALERT
+from contract.events import BUS_ARRIVAL, CARE_ALERT, DEVICE_ALERT
 from contract.influx import InfluxError
 from contract.mqtt import MqttOptions, connect, make_client
 from contract.schema import BusMessage, Reason, Rejected, WearableMessage, decode_message
@@ -38,6 +38,7 @@ from contract.topics import Topics
 from ingest.binding import Binding
 from ingest.events.arrivals import ArrivalMatcher
 from ingest.events.care import AlertEvent, CareRules, CareTracker
+from ingest.events.devices import DeviceRules, DeviceTracker
 from ingest.events.gtfs import Schedule
 from ingest.writer import V1Backend, Writer
 
@@ -60,9 +61,13 @@ class EventsWorker:
         rules: CareRules | None = None,
         schedule: Schedule | None = None,
         opts: EventsOptions | None = None,
+        devices: DeviceRules | None = None,
         binding: Binding | None = None,
     ) -> None:
         self.settings = settings
+        # Device problems (off unless given): see ingest/events/devices.py.
+        self.devices = DeviceTracker(devices) if devices is not None else None
+        self._connected_at: float | None = None
         # The device binding ingest applies (ingest/binding.py): a spoofed site must not
         # raise alerts under another district either. None = open mode.
         self.binding = binding
@@ -135,6 +140,8 @@ class EventsWorker:
             self.care.restore(
                 r["device_id"], r["type"], r["state"], int(r["episode_ms"] or 0), int(r["time"])
             )
+        if self.devices is not None:
+            self._restore_devices()
         if self.arrivals is not None:
             # Every arrival of the last day (a few thousand points for a city): the last
             # one per bus and stop continues visits, the recent ones per route and stop
@@ -152,6 +159,25 @@ class EventsWorker:
                 "fields": {"open_episodes": self.care.open_episodes(), "alert_series": len(rows)}
             },
         )
+
+    def _restore_devices(self) -> None:
+        assert self.devices is not None
+        # Wearables seen in the last day ("has reported before"), then open device episodes.
+        for r in self.influx.rows(
+            "SELECT LAST(seq) FROM wearable WHERE time > now() - 1d GROUP BY device_id, site"
+        ):
+            self.devices.restore_seen(r["device_id"], r.get("site") or "", int(r["time"]))
+        for r in self.influx.rows(
+            f"SELECT LAST(state) AS state, episode_ms FROM {DEVICE_ALERT} "
+            'GROUP BY device_id, site, "type"'
+        ):
+            self.devices.restore(
+                r["device_id"],
+                r.get("site") or "",
+                r["type"],
+                r["state"],
+                int(r["episode_ms"] or 0),
+            )
 
     # -- MQTT callbacks (network thread) ----------------------------------------------
 
@@ -172,6 +198,8 @@ class EventsWorker:
         # Subscribing on every connect: a broker that lost the session still gets them.
         client.subscribe(subs)
         self.connected.set()
+        if self._connected_at is None:
+            self._connected_at = time.monotonic()
         log.info("connected", extra={"fields": {"subscriptions": [s for s, _ in subs]}})
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
@@ -192,9 +220,26 @@ class EventsWorker:
                         self.client.ack(msg.mid, msg.qos)
                 else:
                     return  # stopping mid-message: leave it unacked for redelivery
+            if msg is None and not self._check_silent():
+                return
             if time.monotonic() >= next_stats:
                 next_stats = time.monotonic() + self.opts.stats_interval_s
                 log.info("events stats", extra={"fields": dict(self.stats)})
+
+    def _check_silent(self) -> bool:
+        """Raise silent-wearable alerts once the backlog is drained and the worker has
+        listened for the threshold (so a restart does not mistake its own gap for
+        silence); False when stopping."""
+        if self.devices is None or self._connected_at is None or not self._queue.empty():
+            return True
+        if time.monotonic() - self._connected_at < self.devices.rules.silent_after_s:
+            return True
+        alerts = self.devices.silent(int(time.time() * 1000))
+        for a in alerts:
+            if not self._publish(a):
+                return False
+            self.stats[f"device_alerts_{a.state}"] += 1
+        return not alerts or self._write([a.line() for a in alerts])
 
     def handle(self, topic: str, payload: bytes) -> bool:
         """Process one message; True when it may be acknowledged."""
@@ -227,6 +272,8 @@ class EventsWorker:
         lines: list[str] = []
         if isinstance(msg, WearableMessage):
             alerts = self.care.process(msg.device_id, msg.site, msg.readings)
+            if self.devices is not None:
+                alerts += self.devices.process(msg.device_id, msg.site, msg.readings)
             lines = [a.line() for a in alerts]
         elif isinstance(msg, BusMessage) and self.arrivals is not None:
             arrivals = self.arrivals.process(msg.device_id, msg.site, msg.readings)

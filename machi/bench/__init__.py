@@ -16,6 +16,7 @@ TARGETS = {
     ),
     "api": ("machi.bench.api", "KPI API latency over 1,000 devices"),
     "edge": ("machi.bench.edge", "edge agent RSS and CPU at 100 readings/s"),
+    "alerts": ("machi.bench.alerts", "fall -> email + webhook latency under 1,000 wearables"),
 }
 
 

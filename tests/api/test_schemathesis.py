@@ -31,7 +31,7 @@ def test_no_server_errors_on_any_route(
     settings: Settings, influx: InfluxV1, tmp_path: Path
 ) -> None:
     cfg = ApiConfig(keys=f"{OPERATOR}:operator", audit_log=tmp_path / "a.jsonl", cache_ttl_s=0)
-    app = create_app(settings, cfg, KpiConfig())
+    app = create_app(settings, cfg, KpiConfig(), alerts_db=f"sqlite:///{tmp_path}/alerts.db")
     # Cases are sent through FastAPI's TestClient: schemathesis' own requests transport
     # breaks when urllib3-future (pulled in by niquests) replaces urllib3 in the venv.
     client = TestClient(app)

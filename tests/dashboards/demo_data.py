@@ -187,7 +187,31 @@ def platform(start: int) -> list[str]:
     return out
 
 
+def alerts(start: int) -> list[str]:
+    """Alert states (one point per alert) and channel counters of two alerts instances."""
+    out = []
+    for i in range(12):
+        state = ("open", "acked", "resolved")[i % 3]
+        tags = {"device_id": f"w{i}", "site": BIG_SITE if i % 2 else SMALL_SITE,
+                "type": "fall", "priority": "high"}  # fmt: skip
+        ack_s = None if state == "open" else 10.0 * i
+        fields = {"alert_id": f"{i:024x}", "state": state, "tier": 1 + i % 2,
+                  "escalated": i % 2 == 1, "ack_s": ack_s}  # fmt: skip
+        out.append(line(events.ALERT_STATE, tags, fields, start + i * STEP_MS))
+    for i in range(STEPS):
+        for inst in ("a", "b"):
+            out.append(
+                line(
+                    events.ALERTS_STATS,
+                    {"instance": inst, "scheme": "mailto"},
+                    {"sent": 3 * i, "failures": i},
+                    start + i * STEP_MS,
+                )
+            )
+    return out
+
+
 def demo(now_ms: int) -> Demo:
     start = now_ms - STEPS * STEP_MS
-    lines = energy(start) + wearables(start) + buses(start) + platform(start)
+    lines = energy(start) + wearables(start) + buses(start) + platform(start) + alerts(start)
     return Demo(start - STEP_MS, now_ms, lines)

@@ -83,7 +83,7 @@ def test_per_resident_panels_only_in_restricted_folder() -> None:
             p["title"]
             for p in board_json(board)["panels"]
             for t in p["targets"]
-            if ('"wearable"' in t["query"] or '"care_alert"' in t["query"])
+            if any(f'"{m}"' in t["query"] for m in ("wearable", "care_alert", "alert_state"))
             and '"device_id"' in _outer(t["query"])
         ]
         if board.folder is RESTRICTED:

@@ -153,3 +153,17 @@ def test_verify_cli(
     assert main(["dashboards", "verify", "--require-rows"]) == 1
     assert main(["dashboards", "verify"]) == 0  # empty is not an error by default
     empty.close()
+
+
+def test_alerts_board_counts_states_and_time_to_acknowledge(demo_db: tuple[InfluxV1, Demo]) -> None:
+    client, demo = demo_db
+    # 12 alerts: states cycle open/acked/resolved, odd ones escalated and at the big site
+    assert [r["alerts"] for r in _rows(client, demo, q.alerts_in_state("open"))] == [4]
+    assert [r["alerts"] for r in _rows(client, demo, q.alerts_in_state("acked"))] == [4]
+    assert [r["alerts"] for r in _rows(client, demo, q.alerts_escalated())] == [6]
+    by_site = {r["site"]: r for r in _rows(client, demo, q.ack_time_by_site())}
+    assert by_site[BIG_SITE]["acked"] == 4 and by_site[SMALL_SITE]["acked"] == 4
+    assert by_site[BIG_SITE]["p90_s"] == 110.0  # acked odd alerts 1, 5, 7, 11 -> 10 s each
+    # 2 instances x cumulative failures 0..35 on mailto
+    fails = _rows(client, demo, q.channel_failures())
+    assert sum(r["sum"] for r in fails) == 70

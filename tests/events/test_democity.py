@@ -116,6 +116,13 @@ def test_every_kpi_has_data(settings: Settings, influx: InfluxV1, tmp_path: Path
             end,
         ).encode()
     )
+    # Acknowledgements are written by `machi alerts run` (tests/alerts), not this worker.
+    acked = [
+        line("alert_state", {"device_id": f"w{i}", "site": "s", "type": "fall", "priority": "high"},
+             {"alert_id": f"{i:024x}", "state": "acked", "tier": 1, "ack_s": 30.0}, end - 60_000)
+        for i in range(5)
+    ]  # fmt: skip
+    influx.write_lines("\n".join(acked).encode())
     engine = KpiEngine(influx)
     w = Window(
         datetime.fromtimestamp(end / 1000 - 3600, UTC),

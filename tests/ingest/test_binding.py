@@ -220,7 +220,7 @@ def test_events_worker_applies_the_same_binding(
         CareRules(),
         None,
         EventsOptions(client_id="ev-bind-" + settings.topic_prefix),
-        Binding(registry),
+        binding=Binding(registry),
     )
     w.start()
     try:

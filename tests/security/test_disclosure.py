@@ -88,8 +88,8 @@ def api_client(
             keys=f"{PUBLIC}:public,{CARE}:care", audit_log=tmp_path / "audit.jsonl", refresh_s=0
         ),
         KpiConfig(care_k=k),
-        DisclosureOptions(care_k_care=k_care),
-        QuotaOptions(rate_key=0, rate_client=0),
+        disclosure=DisclosureOptions(care_k_care=k_care),
+        quotas=QuotaOptions(rate_key=0, rate_client=0),
     )
     return TestClient(app)
 

@@ -191,3 +191,9 @@ def test_save_keeps_a_mode_the_operator_widened(tmp_path: Path) -> None:
     path.chmod(0o666)
     save(reg, path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_alerts_account_reads_the_alert_stream_only() -> None:
+    reg = Registry()
+    reg.add("alerts-a", role="alerts")
+    assert _acl_blocks(acl_file(reg, T))["alerts-a"] == ["topic read city/v1/alerts/+/+"]
