@@ -120,7 +120,7 @@ def test_every_kpi_has_data(settings: Settings, influx: InfluxV1, tmp_path: Path
     acked = [
         line("alert_state", {"device_id": f"w{i}", "site": "s", "type": "fall", "priority": "high"},
              {"alert_id": f"{i:024x}", "state": "acked", "tier": 1, "ack_s": 30.0}, end - 60_000)
-        for i in range(5)
+        for i in range(10)  # >= the default k (10) acknowledged residents
     ]  # fmt: skip
     influx.write_lines("\n".join(acked).encode())
     engine = KpiEngine(influx)
