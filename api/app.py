@@ -16,7 +16,9 @@ import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
+from api import quota
 from api.config import ApiConfig, KpiConfig
+from api.disclosure_options import DisclosureOptions
 from api.routes import alerts, inventory, kpis, ops, public, transit
 from api.state import Api
 from api.timeparse import TimeError, parse_time
@@ -34,6 +36,8 @@ def create_app(
     *,
     alerts_db: str | None = None,
     portal: PortalOptions | None = None,
+    disclosure: DisclosureOptions | None = None,
+    quotas: quota.QuotaOptions | None = None,
 ) -> FastAPI:
     """Build the app; settings (and the alert store, ``MACHI_ALERTS_DB``) default to the
     ``MACHI_*`` environment."""
@@ -46,7 +50,7 @@ def create_app(
         cfg = cfg or opts.api_config()
         kpi_cfg = kpi_cfg or opts.kpi_config()
         alerts_db = alerts_db or opts.alerts_db
-    api = Api(settings, cfg, kpi_cfg, alerts_db)
+    api = Api(settings, cfg, kpi_cfg, alerts_db, disclosure, quotas)  # None: from MACHI_*
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -102,6 +106,7 @@ def create_app(
             status_code=503,
         )
 
+    quota.install(app, api.quota, api.keys)
     for module in (kpis, inventory, alerts, transit, ops):
         app.include_router(module.build(api))
     app.include_router(public.build(api, portal or PortalOptions()))

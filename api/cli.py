@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from api.disclosure_options import DisclosureOptions
 from api.options import ApiOptions
+from api.quota import QuotaOptions
 from contract.options import add_options, load_options, print_config, settings_of
 from portal.options import PortalOptions
 
@@ -23,6 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_options(p, ApiOptions)
     add_options(p, PortalOptions)  # the residents' page (portal/options.py)
+    add_options(p, DisclosureOptions)  # care disclosure control (api/disclosure_options.py)
+    add_options(p, QuotaOptions)  # public rate limits and the expensive-query cap
     p.set_defaults(func=run)
     actions = p.add_subparsers(dest="action", metavar="ACTION")
     setup = actions.add_parser(
@@ -104,11 +108,19 @@ def run(args: argparse.Namespace) -> int:
 
     opts = load_options(ApiOptions, args)
     portal = load_options(PortalOptions, args)
+    disclosure = load_options(DisclosureOptions, args)
+    quotas = load_options(QuotaOptions, args)
     if args.print_config:
-        return print_config(opts, **portal.redacted())
+        return print_config(opts, **portal.redacted(), **disclosure.redacted(), **quotas.redacted())
     cfg = opts.api_config()
     app = create_app(
-        settings_of(opts), cfg, opts.kpi_config(), alerts_db=opts.alerts_db, portal=portal
+        settings_of(opts),
+        cfg,
+        opts.kpi_config(),
+        alerts_db=opts.alerts_db,
+        portal=portal,
+        disclosure=disclosure,
+        quotas=quotas,
     )
     if opts.rollups:
         influx = _influx(args)
@@ -146,5 +158,8 @@ def serve(app: object, host: str, port: int) -> None:
             f"--port / MACHI_API_PORT: cannot listen on {host}:{port} ({exc.strerror}); "
             "is another machi api running? choose another port"
         ) from None
+    # Accepted sockets inherit TCP_NODELAY; without it every answer waited ~40 ms for
+    # the client's delayed ACK (Nagle), measured by `machi bench api`'s flood case.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     config = uvicorn.Config(app, log_level="warning", access_log=False)  # type: ignore[arg-type]
     uvicorn.Server(config).run(sockets=[sock])

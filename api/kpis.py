@@ -13,11 +13,13 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from api import interp, rollups
+from api.cache import TtlCache
 from api.config import KpiConfig
 from api.green import GreenPlan, interpolate, per_meter, swap_fixed
+from contract.disclosure import CITY, COLUMNS, RESIDENTS, TOTAL, CareTable, Policy, protect
 from contract.events import ALERT_STATE, ALERT_TYPES, BUS_ARRIVAL, CARE_ALERT, INGEST_STATS
 from contract.ids import check_id
 from contract.influx import InfluxError, InfluxV1, quote_ident, quote_str
@@ -69,13 +71,15 @@ class Kpi:
     definition: str
     suppressed: bool = False
     note: str | None = None
+    range: list[int] | None = None  # [lo, hi] of a small count published as a range
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
         if not self.suppressed:
             d.pop("suppressed")
-        if self.note is None:
-            d.pop("note")
+        for optional in ("note", "range"):
+            if d[optional] is None:
+                d.pop(optional)
         return d
 
 
@@ -126,10 +130,19 @@ class KpiEngine:
     """Builds each theme's InfluxQL, runs it in one request and shapes the answer."""
 
     def __init__(
-        self, influx: InfluxV1, config: KpiConfig | None = None, use_rollups: bool = True
+        self,
+        influx: InfluxV1,
+        config: KpiConfig | None = None,
+        use_rollups: bool = True,
+        policy: Policy | None = None,
+        care_table_ttl_s: float = 10.0,
     ) -> None:
         self.influx = influx
         self.config = config or KpiConfig()
+        k = self.config.care_k
+        self.policy = policy or Policy(k_public=k, k_care=k)
+        # One table serves the city and every site of a window (the refresher asks for all).
+        self._care_tables = TtlCache(care_table_ttl_s, max_entries=64)
         self.use_rollups = use_rollups
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)  # tests move it
         self.last_query = ""
@@ -141,9 +154,12 @@ class KpiEngine:
             "platform": self.platform,
         }
 
-    def theme(self, name: str, window: Window) -> ThemeResult:
+    def theme(self, name: str, window: Window, public: bool = True) -> ThemeResult:
+        """One theme's KPIs; ``public`` False gives care figures at the care scope's k."""
         if name not in self._themes:
             raise ValueError(f"theme {name!r} is not one of {', '.join(THEMES)}")
+        if name == "care":
+            return self.care(window, public)
         return self._themes[name](window)
 
     # -- rollups --------------------------------------------------------------------
@@ -292,64 +308,110 @@ class KpiEngine:
             notes,
         )
 
-    def care(self, w: Window) -> ThemeResult:
-        where = w.where()
-        by_type = f"SELECT COUNT(episode_ms) FROM {CARE_ALERT} WHERE {where} AND state = 'open'"
+    # -- care: every figure through contract.disclosure ------------------------------
+
+    def care_table(
+        self, w: Window, extra: list[str] | None = None
+    ) -> tuple[CareTable, list[list[dict[str, Any]]]]:
+        """True care figures of every site and the city for ``w`` (its site is ignored):
+        disclosure control needs the whole table to know what a figure would reveal.
+        ``extra`` statements go in the same request; their series are returned."""
+        extra = extra or []
+        key = (w.start, w.end)
+        hit = self._care_tables.get(key)
+        if hit is not None:
+            return cast(CareTable, hit), self.run(extra) if extra else []
+        tw = w.time_clause()
         res = self.run(
             [
-                _count_devices("wearable", where),
-                by_type + ' GROUP BY "type"',
-                _known_devices("wearable", w.site),
+                "SELECT COUNT(last) FROM (SELECT LAST(seq) FROM wearable "
+                f"WHERE {tw} GROUP BY device_id, site) GROUP BY site",
+                _count_devices("wearable", tw),
+                f"SELECT COUNT(episode_ms) FROM {CARE_ALERT} WHERE {tw} AND state = 'open' "
+                'GROUP BY site, "type"',
+                *extra,
             ]
         )
-        residents = self.scalar(res[0]) or 0.0
-        counts = {t: 0.0 for t in ALERT_TYPES}
-        for s in res[1]:
-            t = s.get("tags", {}).get("type")
-            if t in counts:
-                counts[t] = self.scalar([s]) or 0.0
-        known = self.scalar(res[2], column=0) or 0.0
-        kpis = [
-            self._kpi(
-                w,
-                "residents_monitored",
-                residents,
-                "residents",
-                "Distinct wearables with at least one reading in the window",
-            ),
-            *[
-                self._kpi(
-                    w,
-                    f"alerts_{t}",
-                    counts[t],
-                    "alerts",
-                    f"Care alert episodes of type {t} opened in the window",
-                )
-                for t in ALERT_TYPES
-            ],
-            self._kpi(
-                w,
-                "wearables_reporting_pct",
-                _pct(residents, known),
-                "%",
-                "Wearables with a reading in the window / wearables known to the database",
-            ),
-        ]
-        kpis.append(self.alerts_ack_p90(w))
-        notes = []
-        k = self.config.care_k
-        if residents < k:
-            # k-anonymity: a figure over so few residents could point at a person.
-            for kpi in kpis:
-                kpi.value = None
-                kpi.suppressed = True
-                kpi.note = f"suppressed: computed over fewer than k={k} residents"
-            notes.append(
-                f"care figures over fewer than k={k} residents are suppressed and not returned"
+        residents = {CITY: int(self.scalar(res[1]) or 0)}
+        for sr in res[0]:
+            site = sr.get("tags", {}).get("site")
+            if site:
+                residents[site] = int(self.scalar([sr]) or 0)
+        alerts: dict[tuple[str, str], int] = {}
+        for sr in res[2]:
+            tags = sr.get("tags", {})
+            if tags.get("site") and tags.get("type") in ALERT_TYPES:
+                alerts[(tags["site"], tags["type"])] = int(self.scalar([sr]) or 0)
+        table = CareTable(residents, alerts)
+        self._care_tables.get_or_compute(key, lambda: table)
+        return table, res[3:]
+
+    def care(self, w: Window, public: bool = True) -> ThemeResult:
+        """Care KPIs of one row (``w.site`` or the city) after disclosure control.
+
+        ``public`` callers get k_public, small counts as ranges and only grid windows
+        (another window is answered fully suppressed; the routes answer 422 instead).
+        """
+        policy = self.policy
+        row = w.site or CITY
+        known = 0.0
+        if public and not policy.on_grid(w.start, w.end):
+            prot = None
+        else:
+            table, res = self.care_table(w, [_known_devices("wearable", w.site)])
+            prot = protect(table, policy.k(public), policy.small_count if public else None)
+            known = self.scalar(res[0], column=0) or 0.0
+        kpis: list[Kpi] = []
+        for col in COLUMNS:
+            kid = {RESIDENTS: "residents_monitored", TOTAL: "alerts_total"}.get(
+                col, f"alerts_{col}"
             )
+            kpi = self._kpi(w, kid, None, *_CARE_META[col])
+            if prot is None:
+                kpi.suppressed, kpi.note = True, "suppressed: not a public care window"
+            else:
+                value = prot.value((row, col))
+                kpi.value = None if value is None else float(value)
+                if (row, col) in prot.ranges:
+                    kpi.range = list(prot.ranges[(row, col)])
+                    kpi.note = prot.reasons[(row, col)]
+                elif (row, col) in prot.hidden:
+                    kpi.suppressed, kpi.note = True, prot.reasons[(row, col)]
+            kpis.append(kpi)
+        residents = kpis[0]
+        pct = self._kpi(
+            w,
+            "wearables_reporting_pct",
+            None if residents.value is None else _pct(residents.value, known),
+            "%",
+            "Wearables with a reading in the window / wearables known to the database",
+        )
+        if residents.suppressed:
+            pct.suppressed, pct.note = True, residents.note
+        kpis.append(pct)
+        if prot is None or residents.suppressed:
+            ack = self._kpi(w, "alerts_ack_p90_s", None, "s", _ACK_DEFINITION)
+            ack.suppressed, ack.note = True, residents.note
+        else:
+            ack = self.alerts_ack_p90(w, policy.k(public))
+        kpis.append(ack)
+        notes = []
+        if prot is None:
+            notes.append(policy.grid_rule())
+        else:
+            k = policy.k(public)
+            notes.append(
+                f"care figures over fewer than k={k} residents are suppressed and not "
+                "returned, and so is any figure that would let one be computed from the "
+                "others (complementary suppression, see docs/kpis.md)"
+            )
+            if public:
+                notes.append(
+                    f"alert counts under {policy.small_count} are given as a range, not a value"
+                )
         return ThemeResult("care", iso(w.start), iso(w.end), w.site, kpis, notes)
 
-    def alerts_ack_p90(self, w: Window) -> Kpi:
+    def alerts_ack_p90(self, w: Window, k: int | None = None) -> Kpi:
         """``alerts_ack_p90_s`` from ``alert_state`` (written by ``machi alerts run``): care
         alerts only; withheld, like every care figure, when the acknowledged alerts come
         from fewer than k residents."""
@@ -361,15 +423,8 @@ class KpiEngine:
                 f"WHERE {cond} GROUP BY device_id)",
             ]
         )
-        kpi = self._kpi(
-            w,
-            "alerts_ack_p90_s",
-            self.scalar(res[0]),
-            "s",
-            "90th percentile of the time from opening to acknowledgement of care alerts "
-            "opened in the window (acknowledged ones)",
-        )
-        k = self.config.care_k
+        kpi = self._kpi(w, "alerts_ack_p90_s", self.scalar(res[0]), "s", _ACK_DEFINITION)
+        k = self.policy.k_public if k is None else k
         if (self.scalar(res[1]) or 0.0) < k:
             kpi.value, kpi.suppressed = None, True
             kpi.note = f"suppressed: acknowledged alerts of fewer than k={k} residents"
@@ -489,6 +544,19 @@ class KpiEngine:
             ],
             notes,
         )
+
+
+_ACK_DEFINITION = (
+    "90th percentile of the time from opening to acknowledgement of care alerts "
+    "opened in the window (acknowledged ones)"
+)
+
+#: (unit, definition) of each care column.
+_CARE_META: dict[str, tuple[str, str]] = {
+    RESIDENTS: ("residents", "Distinct wearables with at least one reading in the window"),
+    **{t: ("alerts", f"Care alert episodes of type {t} opened in the window") for t in ALERT_TYPES},
+    TOTAL: ("alerts", "Care alert episodes of every type opened in the window"),
+}
 
 
 def _total(slots: dict[int, float]) -> float | None:

@@ -29,6 +29,10 @@ class KpiModel(BaseModel):
         None, description="true when withheld by the k-anonymity rule (care theme)"
     )
     note: str | None = None
+    range: list[int] | None = Field(
+        None,
+        description="[lo, hi] when a small care count is published as a range, not a value",
+    )
 
 
 class ThemeModel(BaseModel):

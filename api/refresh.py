@@ -6,6 +6,9 @@ thread recomputes every theme for the city and for each site every ``interval_s`
 seconds (``MACHI_API_REFRESH_S``) and the routes serve those answers from memory. The
 window ends at the start of the round, rounded down to the interval: an answer is at
 most ~2 intervals old. Explicit ``start``/``end`` requests are still computed on demand.
+Public care answers cover the newest complete tile of the public grid
+(``contract.disclosure``); care-scope answers (``CARE_SCOPE``) the last 24 h at the care
+scope's k.
 
 A round is published only when every answer in it was computed, so all themes of one
 snapshot share one window. When InfluxDB fails, the last snapshot is served until it is
@@ -30,6 +33,8 @@ from contract.influx import InfluxError
 log = logging.getLogger("machi.api.refresh")
 
 DEFAULT_SPAN = timedelta(hours=24)
+#: Key of the care-scope default answers (public care answers are under "care").
+CARE_SCOPE = "care/care-scope"
 
 
 @dataclass(frozen=True)
@@ -91,10 +96,15 @@ class Refresher:
         now = self.clock()
         end = datetime.fromtimestamp(now - now % self.interval_s, UTC)
         answers: dict[tuple[str, str | None], dict[str, Any]] = {}
+        # Public care figures exist only for whole grid tiles: the newest complete one.
+        tile = self.engine.policy.last_tile(end)
         for site in [None, *self.sites()]:
             w = Window(end - DEFAULT_SPAN, end, site)
             for theme in THEMES:
-                answers[(theme, site)] = self.engine.theme(theme, w).as_dict()
+                tw = Window(*tile, site) if theme == "care" else w
+                answers[(theme, site)] = self.engine.theme(theme, tw).as_dict()
+            # Care/operator keys get the last 24 h at their own k (CARE_SCOPE).
+            answers[(CARE_SCOPE, site)] = self.engine.theme("care", w, public=False).as_dict()
         snap = Snapshot(end, time.monotonic(), answers)
         self._snapshot = snap  # one reference swap: readers see a whole round or the old one
         self.rounds += 1

@@ -20,7 +20,9 @@ from api.audit import AuditLog
 from api.auth import ANONYMOUS, KeyStore, Principal
 from api.cache import TtlCache
 from api.config import ApiConfig, KpiConfig
+from api.disclosure_options import DisclosureOptions
 from api.kpis import KpiEngine, Window, iso
+from api.quota import Quota, QuotaOptions
 from api.refresh import Refresher
 from api.timeparse import TimeError, parse_time
 from contract.ids import check_id
@@ -37,13 +39,22 @@ class Api:
     """State shared by the routes: InfluxDB client, KPI engine, keys, audit, cache."""
 
     def __init__(
-        self, settings: Settings, cfg: ApiConfig, kpi_cfg: KpiConfig, alerts_db: str | None = None
+        self,
+        settings: Settings,
+        cfg: ApiConfig,
+        kpi_cfg: KpiConfig,
+        alerts_db: str | None = None,
+        disclosure: DisclosureOptions | None = None,  # care disclosure policy
+        quota: QuotaOptions | None = None,  # rate limits, expensive-query cap
     ) -> None:
         self.settings = settings
         self.alert_store = AlertStoreHandle(alerts_db)
         self.cfg = cfg
         self.influx = InfluxV1.from_settings(settings, timeout=10.0)
-        self.engine = KpiEngine(self.influx, kpi_cfg)
+        policy = (disclosure or DisclosureOptions()).policy(kpi_cfg.care_k)
+        self.engine = KpiEngine(
+            self.influx, kpi_cfg, policy=policy, care_table_ttl_s=cfg.cache_ttl_s
+        )
         self.keys = KeyStore.load(cfg.keys, cfg.keys_file)
         self.audit = AuditLog(cfg.audit_log)
         self.cache = TtlCache(cfg.cache_ttl_s)
@@ -77,6 +88,7 @@ class Api:
         self.audit_entries = Counter(
             "machi_api_audit_entries_total", "care-data accesses audited", registry=self.registry
         )
+        self.quota = Quota(quota or QuotaOptions(), self.registry)
 
     def audit_access(self, who: Principal, action: str, **what: Any) -> None:
         """Append a care-data access to the audit log and count it."""
@@ -158,9 +170,12 @@ class Api:
             self.refreshed_hits.inc()
         return hit
 
-    def theme(self, name: str, w: Window) -> dict[str, Any]:
-        key = (name, w.start, w.end, w.site)
-        value, hit = self.cache.get_or_compute(key, lambda: self.engine.theme(name, w).as_dict())
+    def theme(self, name: str, w: Window, public: bool = True) -> dict[str, Any]:
+        key = (name, w.start, w.end, w.site, public)
+        value, hit = self.cache.get_or_compute(
+            key,  # uncached answers take a slot of the expensive-query cap
+            lambda: self.quota.expensive(lambda: self.engine.theme(name, w, public).as_dict()),
+        )
         if hit:
             self.cache_hits.inc()
         return value

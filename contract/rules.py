@@ -59,8 +59,10 @@ ALERT_PRIORITIES: Final[dict[str, str]] = {
 }
 
 #: k-anonymity threshold of care figures: a value over fewer than k residents is
-#: suppressed. Below CARE_K_MIN a figure can single out one household.
-CARE_K_DEFAULT: Final = 5
+#: suppressed. CARE_K_DEFAULT is the public scope's k; the care scope may be given a
+#: lower one, never below CARE_K_MIN (a figure over fewer residents can single out one
+#: household). The other disclosure rules are in contract.disclosure.
+CARE_K_DEFAULT: Final = 10
 CARE_K_MIN: Final = 5
 
 #: The k every care figure on the residents' page and in the open data respects, whatever

@@ -153,6 +153,12 @@ class Reason(enum.StrEnum):
     TOPIC_MISMATCH = "topic_mismatch"
     TIME_RANGE = "time_range"
     DB_REJECTED = "db_rejected"
+    #: Device binding (ingest with a registry, see docs/contract.md): the device id is
+    #: not a registered device, is revoked, publishes another kind or claims another site.
+    UNKNOWN_DEVICE = "unknown_device"
+    REVOKED_DEVICE = "revoked_device"
+    WRONG_KIND = "wrong_kind"
+    WRONG_SITE = "wrong_site"
     #: A bug in machi, not in the message; kept so that the message is not lost.
     INTERNAL = "internal_error"
 

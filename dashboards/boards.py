@@ -14,12 +14,15 @@ from grafana_foundation_sdk.builders import stat as sb
 from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.models import dashboard as dm
 
+from contract.disclosure import SMALL_COUNT_DEFAULT
 from contract.rules import CARE_K_DEFAULT
 from dashboards import queries as q
 from dashboards.panels import base, stat, table, tag_variable, timeseries, title
 
-#: Minimum number of residents behind any care number on a shared board (as the API).
+#: Minimum number of residents behind any care number on a shared board: the API's
+#: public k (contract.rules / contract.disclosure), and its small-count floor.
 DEFAULT_K = CARE_K_DEFAULT
+SMALL_COUNT = SMALL_COUNT_DEFAULT
 
 
 @dataclass(frozen=True)
@@ -72,16 +75,20 @@ def _energy_stats() -> list[sb.Panel]:
     ]
 
 
-def _residents_stat() -> sb.Panel:
+def _residents_stat(k: int) -> sb.Panel:
     return stat(
-        title("見守り対象者", "Residents monitored"), q.residents_monitored(), "short", calc="sum"
+        title("見守り対象者", "Residents monitored"),
+        q.residents_monitored(k),
+        "short",
+        calc="sum",
+        no_value=f"< {k}",
     )
 
 
 def _care_alerts_stat(k: int, w: int = 6) -> sb.Panel:
     return stat(
         title("アラート（k以上）", f"Care alerts (k>={k})"),
-        q.care_alerts_by_type(k),
+        q.care_alerts_by_type(k, SMALL_COUNT),
         "short",
         calc="sum",
         no_value=f"< {k}",
@@ -124,7 +131,7 @@ def overview(k: int) -> db.Dashboard:
     return _add(
         d,
         *_energy_stats(),
-        _residents_stat(),
+        _residents_stat(k),
         _care_alerts_stat(k),
         _on_time_stat(),
         _active_vehicles_stat(),
@@ -178,11 +185,13 @@ def care(k: int) -> db.Dashboard:
         title("見守り（集計）", "Care: aggregates"),
         ["care"],
         f"Aggregates only. A value is shown only when at least k={k} residents contributed to "
-        "it (enforced inside each InfluxQL query). Per-resident views are on the restricted board.",
+        f"it, and alert counts under {SMALL_COUNT} are not shown (enforced inside each InfluxQL "
+        "query). Published care figures come from the API, which also applies complementary "
+        "suppression and a fixed time grid. Per-resident views are on the restricted board.",
     ).with_variable(_site("wearable"))
     return _add(
         d,
-        _residents_stat(),
+        _residents_stat(k),
         _care_alerts_stat(k, w=18),
         timeseries(
             title("平均心拍数", "Mean heart rate"),
@@ -205,7 +214,7 @@ def care(k: int) -> db.Dashboard:
             "percent",
             alias="$tag_site",
         ),
-        table(title("種類別アラート", "Alerts by type"), q.care_alerts_by_type(k)),
+        table(title("種類別アラート", "Alerts by type"), q.care_alerts_by_type(k, SMALL_COUNT)),
     )
 
 

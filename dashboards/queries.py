@@ -121,15 +121,20 @@ def meters_reporting() -> str:
 
 
 # --- care: aggregates gated by k ----------------------------------------------------
+# The thresholds come from contract.disclosure (the one definition, shared with the API).
+# What InfluxQL cannot do, and the boards therefore do not: complementary suppression
+# across sites and types, and the API's fixed public time grid (docs/security.md).
 
 
-def residents_monitored() -> str:
-    """Distinct wearables that reported in the range (a count, not a health value)."""
+def residents_monitored(k: int) -> str:
+    """Distinct wearables that reported in the range, per site, only where >= k (as the
+    API: a site's resident count under k is itself suppressed)."""
     inner = (
         f'SELECT last("seq") AS "s" FROM "wearable" WHERE {TF} AND {SITE} '
         'GROUP BY "device_id", "site"'
     )
-    return f'SELECT count("s") AS "residents" FROM ({inner}) GROUP BY "site"'
+    per_site = f'SELECT count("s") AS "residents" FROM ({inner}) GROUP BY "site"'
+    return f'SELECT "residents" FROM ({per_site}) WHERE "residents" >= {int(k)} GROUP BY "site"'
 
 
 def care_mean(field: str, k: int, interval: str = IV) -> str:
@@ -149,8 +154,10 @@ def care_mean(field: str, k: int, interval: str = IV) -> str:
     return f'SELECT "value" FROM ({per_site}) WHERE "residents" >= {int(k)} GROUP BY "site"'
 
 
-def care_alerts_by_type(k: int) -> str:
-    """Alert episodes opened per type, shown only when >= k residents had that type."""
+def care_alerts_by_type(k: int, small_count: int) -> str:
+    """Alert episodes opened per type, shown only when >= k residents had that type and
+    the count is at least ``small_count`` (contract.disclosure's small-count rule; Grafana
+    cannot print a range, so a small count shows as no value)."""
     per_resident = (
         f'SELECT count("value") AS "n" FROM "care_alert" WHERE {TF} AND {SITE} '
         """AND "state" = 'open' GROUP BY "device_id", "type\""""
@@ -159,7 +166,10 @@ def care_alerts_by_type(k: int) -> str:
         f'SELECT sum("n") AS "alerts", count("n") AS "residents" FROM ({per_resident}) '
         'GROUP BY "type"'
     )
-    return f'SELECT "alerts" FROM ({per_type}) WHERE "residents" >= {int(k)} GROUP BY "type"'
+    return (
+        f'SELECT "alerts" FROM ({per_type}) WHERE "residents" >= {int(k)} '
+        f'AND "alerts" >= {int(small_count)} GROUP BY "type"'
+    )
 
 
 # --- care: per resident (restricted board only) -------------------------------------

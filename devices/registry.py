@@ -1,17 +1,10 @@
 """The device registry: one JSON file of identities, written atomically and locked.
 
-An identity is one of:
-
-* ``device``  -- a sensor with a contract ``kind`` and ``site``. With a credential it
-  connects to the broker itself; without one (``has_secret`` false) it sits behind an
-  agent that publishes for it.
-* ``agent``   -- an edge agent / gateway; ``devices`` lists the device ids it may publish
-  telemetry for (besides its own status topic).
-* ``ingest`` / ``events`` / ``api`` -- service accounts with fixed grants.
-
-Secrets are never stored: only their ``$7$`` PBKDF2-SHA512 hash (see ``hashing``).
-Revoked identities stay in the file (with ``revoked_ms``) as an audit trail, and their
-ids cannot be reused, so an old credential can never come back to life under a new owner.
+The read-only model (identities, validation, the file format) is ``contract.registry``,
+shared with ingest, which binds telemetry to it. This module adds the changes
+(add, revoke, rotate, grant) and the locked, atomic writes used by ``machi devices``.
+Revoked identities stay in the file as an audit trail, and their ids cannot be reused,
+so an old credential can never come back to life under a new owner.
 """
 
 from __future__ import annotations
@@ -23,98 +16,36 @@ import os
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
-from contract.ids import check_id
-from contract.schema import KINDS
-from devices.hashing import hash_secret, new_secret, parse_hash
+from contract.registry import (
+    FORMAT_VERSION,
+    ROLES,
+    SERVICE_ROLES,
+    Identity,
+    RegistryError,
+    read_json,
+)
+from contract.registry import Registry as RegistryModel
+from devices.hashing import hash_secret, new_secret
 
-ROLES = ("device", "agent", "ingest", "events", "api", "alerts")
-SERVICE_ROLES = ("ingest", "events", "api", "alerts")
-FORMAT_VERSION = 1
-
-
-class RegistryError(ValueError):
-    """A registry operation that cannot be done; the message says what to do instead."""
-
-
-@dataclass(frozen=True)
-class Identity:
-    id: str
-    role: str
-    secret_hash: str | None
-    kind: str | None = None
-    site: str | None = None
-    devices: tuple[str, ...] = ()
-    created_ms: int = 0
-    revoked_ms: int | None = None
-    note: str = ""
-
-    @property
-    def active(self) -> bool:
-        return self.revoked_ms is None
-
-    def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["devices"] = list(self.devices)
-        return d
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Identity:
-        ident = cls(**{**d, "devices": tuple(d.get("devices", ()))})
-        ident.validate()
-        return ident
-
-    def validate(self) -> None:
-        check_id(self.id, "identity id")
-        if self.role not in ROLES:
-            raise RegistryError(f"{self.id}: role {self.role!r} is not one of {', '.join(ROLES)}")
-        if self.role == "device":
-            if self.kind not in KINDS:
-                raise RegistryError(
-                    f"{self.id}: a device needs --kind, one of {', '.join(KINDS)} "
-                    f"(got {self.kind!r})"
-                )
-            if self.site is None:
-                raise RegistryError(f"{self.id}: a device needs --site")
-        elif self.kind is not None:
-            raise RegistryError(f"{self.id}: only devices have a kind, not a {self.role}")
-        if self.site is not None:
-            check_id(self.site, "site")
-        if self.devices and self.role != "agent":
-            raise RegistryError(f"{self.id}: only agents list devices they publish for")
-        for d in self.devices:
-            check_id(d, "device id")
-        if self.secret_hash is not None:
-            parse_hash(self.secret_hash)
-        elif self.role != "device":
-            raise RegistryError(f"{self.id}: a {self.role} must have a credential")
+__all__ = [
+    "FORMAT_VERSION",
+    "ROLES",
+    "SERVICE_ROLES",
+    "Identity",
+    "Registry",
+    "RegistryError",
+    "editing",
+    "load",
+    "save",
+    "write_private",
+]
 
 
-@dataclass
-class Registry:
-    """The identities of one deployment, keyed by id."""
-
-    identities: dict[str, Identity] = field(default_factory=dict)
-
-    # -- queries ---------------------------------------------------------------------
-    def get(self, ident_id: str) -> Identity:
-        try:
-            return self.identities[ident_id]
-        except KeyError:
-            raise RegistryError(
-                f"no identity {ident_id!r} in the registry; `machi devices list` shows them"
-            ) from None
-
-    def active(self) -> list[Identity]:
-        return [i for i in self.identities.values() if i.active]
-
-    def device(self, device_id: str) -> Identity | None:
-        """The active device record for ``device_id``, or None."""
-        ident = self.identities.get(device_id)
-        return ident if ident and ident.active and ident.role == "device" else None
+class Registry(RegistryModel):
+    """The identities of one deployment, with the changes ``machi devices`` makes."""
 
     # -- changes ---------------------------------------------------------------------
     def add(
@@ -187,33 +118,6 @@ class Registry:
         self.identities[agent_id] = agent
         return agent
 
-    # -- persistence -----------------------------------------------------------------
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "version": FORMAT_VERSION,
-            "identities": [i.to_json() for i in sorted(self.identities.values(), key=_key)],
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any], source: str = "registry") -> Registry:
-        if data.get("version") != FORMAT_VERSION:
-            raise RegistryError(
-                f"{source}: version {data.get('version')!r} is not {FORMAT_VERSION}; "
-                "upgrade machi to read it"
-            )
-        reg = cls()
-        for raw in data.get("identities", []):
-            try:
-                ident = Identity.from_json(raw)
-            except (TypeError, ValueError) as exc:
-                raise RegistryError(f"{source}: bad identity {raw.get('id')!r}: {exc}") from None
-            reg.identities[ident.id] = ident
-        return reg
-
-
-def _key(i: Identity) -> str:
-    return i.id
-
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
@@ -221,20 +125,18 @@ def _now_ms() -> int:
 
 def load(path: Path) -> Registry:
     """Read the registry at ``path``; a missing file is an empty registry."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return Registry()
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RegistryError(f"{path} is not valid JSON ({exc}); restore it from a backup") from None
-    return Registry.from_json(data, str(path))
+    data = read_json(path)
+    return Registry() if data is None else Registry.from_json(data, str(path))
 
 
 def save(reg: Registry, path: Path) -> None:
-    """Write atomically (temp file + fsync + rename), readable by the owner only."""
-    write_private(path, json.dumps(reg.to_json(), indent=2, sort_keys=True) + "\n")
+    """Write atomically (temp file + fsync + rename), readable by the owner only, or with
+    the mode the existing file was given (e.g. 0644 so that ingest's container reads it)."""
+    try:
+        mode = os.stat(path).st_mode & 0o644  # never group/other write or any execute
+    except FileNotFoundError:
+        mode = 0o600
+    write_private(path, json.dumps(reg.to_json(), indent=2, sort_keys=True) + "\n", mode=mode)
 
 
 def write_private(path: Path, text: str, mode: int = 0o600) -> None:

@@ -34,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from contract.settings import ConfigError
+    from ingest.binding import load_binding
     from ingest.options import IngestOptions
     from ingest.service import IngestService
     from ingest.workers import run_workers
@@ -46,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
         argv = sys.argv[1:]
         if "ingest" not in argv:
             raise ConfigError("--workers above 1 needs ingest started as `machi ingest ...`")
+        load_binding(cfg.registry, cfg.open_mode)  # a bad registry stops here, once
         return run_workers(cfg, cfg.workers, argv)
     IngestService(cfg).run_forever()
     return 0

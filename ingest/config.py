@@ -56,3 +56,6 @@ class IngestConfig:
     max_retry_s: float = 30.0
     # Publish {prefix}/v1/stored/{device_id} after each stored batch (contract §7).
     confirm: bool = True
+    # Device binding (ingest/binding.py): the registry file, or explicitly open mode.
+    registry: Path | None = None
+    open_mode: bool = False

@@ -16,6 +16,12 @@ class IngestMetrics:
         self.rejects = Counter(
             "machi_ingest_rejects", "Messages dead-lettered, by reason", ["reason"], registry=r
         )
+        self.site_rewrites = Counter(
+            "machi_ingest_site_rewrites",
+            "Agent-published messages stored under the device's registered site instead of "
+            "the site they claimed",
+            registry=r,
+        )
         self.batch_seconds = Histogram(
             "machi_ingest_batch_write_seconds",
             "Time to store one batch, retries included",

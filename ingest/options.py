@@ -9,12 +9,13 @@ from pydantic import field_validator
 from contract.options import ConnectionOptions, option, settings_of
 from contract.schema import Limits
 from contract.settings import ConfigError
+from ingest.binding import BindingOptions
 from ingest.config import IngestConfig, resolve_workers
 
 __all__ = ["IngestOptions"]
 
 
-class IngestOptions(ConnectionOptions):
+class IngestOptions(ConnectionOptions, BindingOptions):
     """Options of an ingest worker; :meth:`config` turns them into an :class:`IngestConfig`."""
 
     client_id: str = option(
@@ -127,4 +128,6 @@ class IngestOptions(ConnectionOptions):
                 max_past_ms=self.max_past_s * 1000, max_future_ms=self.max_future_s * 1000
             ),
             confirm=self.confirm,
+            registry=self.registry,
+            open_mode=self.open_mode,
         )

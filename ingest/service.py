@@ -34,6 +34,7 @@ from contract.schema import Reason, Rejected, decode_message
 from contract.settings import ConfigError
 from contract.status import decode_status
 from contract.topics import Topics
+from ingest.binding import load_binding
 from ingest.config import IngestConfig
 from ingest.confirm import Confirmer, Key
 from ingest.deadletter import DeadLetterFile
@@ -84,6 +85,8 @@ class IngestService:
         self.cfg = cfg
         self.topics = Topics(cfg.settings.topic_prefix)
         self.metrics = metrics or IngestMetrics()
+        # Device binding first: a missing registry stops the worker before it connects.
+        self.binding = load_binding(cfg.registry, cfg.open_mode, self.metrics.site_rewrites.inc)
         self.deadletters = DeadLetterFile(cfg.dead_letter_file)
         self._stop = threading.Event()
         # Set when stopping: a write that fails from then on is given up rather than
@@ -318,6 +321,8 @@ class IngestService:
         if parsed is not None:
             kind, device_id = cast(tuple[str, str], parsed)
             message = decode_message(kind, device_id, payload, now_ms, self.cfg.limits)
+            if self.binding is not None:
+                message = self.binding.bind(message)  # raises Rejected; may set the site
             # Readings are in time order in practice; the last one stands for the newest.
             return message_lines(message), message.readings[-1].t, (device_id, message.seq)
         if topic.startswith(self._status_prefix):

@@ -87,11 +87,13 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0915 -- a linear script re
             started.append(server)
         console.print(f"  mosquitto  {mosq.url}\n  influxdb   {influxd.url}  (database {db})")
         gtfs = write_city_gtfs(work / "gtfs.zip")
-        ingest = IngestProcess(work / "ingest", mosq.url, influxd.url, db, prefix)
+        # The demo city's simulated devices are not registered: ingest runs in open mode,
+        # explicitly (it logs so at start; see docs/security.md).
+        ingest = IngestProcess(work / "ingest", mosq.url, influxd.url, db, prefix, open_mode=True)
         events = EventsProcess(
             work / "events",
             ["--mqtt-url", mosq.url, "--influx-url", influxd.url, "--influx-db", db,
-             "--topic-prefix", prefix, "--gtfs", str(gtfs)],
+             "--topic-prefix", prefix, "--gtfs", str(gtfs), "--open-mode"],
         )  # fmt: skip
         api = ApiProcess(
             work / "api", influxd.url, db,

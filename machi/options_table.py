@@ -19,6 +19,8 @@ TABLES: tuple[tuple[str, str], ...] = (
     ("events", "ingest.events.options:EventsRunOptions"),
     ("api", "api.options:ApiOptions"),
     ("api (portal)", "portal.options:PortalOptions"),
+    ("api", "api.disclosure_options:DisclosureOptions"),
+    ("api", "api.quota:QuotaOptions"),
     ("dashboards", "dashboards.options:DeployOptions"),
     ("devices", "devices.cli:DevicesOptions"),
     ("alerts", "alerts.options:AlertsOptions"),

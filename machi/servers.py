@@ -305,9 +305,17 @@ class IngestProcess(MachiProcess):
         client_id: str = "machi-ingest",
         extra_args: list[str] | None = None,
         env: dict[str, str] | None = None,
+        *,
+        registry: Path | None = None,
+        open_mode: bool = False,
     ) -> None:
+        """``registry`` binds devices to their kind and site; without one the caller must
+        ask for ``open_mode`` (any device accepted), as the demo and benchmarks do."""
         port = free_port()
         dead_letter_file = Path(workdir) / "deadletter.jsonl"
+        binding = ["--registry", str(registry)] if registry is not None else []
+        if open_mode:
+            binding.append("--open-mode")
         args = [
             "ingest",
             "--mqtt-url", mqtt_url,
@@ -317,6 +325,7 @@ class IngestProcess(MachiProcess):
             "--client-id", client_id,
             "--metrics-port", str(port),
             "--dead-letter-file", str(dead_letter_file),
+            *binding,
             *(extra_args or []),
         ]  # fmt: skip
         super().__init__(workdir, "ingest", args, env, port)

@@ -31,8 +31,9 @@ def _spawn(*argv: str, log: Path) -> subprocess.Popen[bytes]:
 def test_events_worker_stops_on_sigterm_while_influxdb_is_unreachable(tmp_path: Path) -> None:
     log = tmp_path / "events.log"
     proc = _spawn(
-        "events", "run", "--influx-url", f"http://{DEAD}", "--mqtt-url", f"mqtt://{DEAD}", log=log
-    )
+        "events", "run", "--influx-url", f"http://{DEAD}", "--mqtt-url", f"mqtt://{DEAD}",
+        "--open-mode", log=log,
+    )  # fmt: skip
     try:
         wait_for(lambda: b"InfluxDB not ready" in log.read_bytes(), 20, "the InfluxDB retry loop")
         t0 = time.monotonic()

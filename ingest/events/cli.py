@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
         schedule,
         EventsOptions(client_id=opts.client_id, radius_m=opts.radius_m),
         opts.device_rules(),
+        opts.binding(),  # device binding; exits 2 without a registry or open mode
     )
     done = threading.Event()
 

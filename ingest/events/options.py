@@ -6,13 +6,14 @@ from pathlib import Path
 
 from contract.options import ConnectionOptions, option
 from contract.settings import ConfigError
+from ingest.binding import BindingOptions
 from ingest.events.care import CareRules
 from ingest.events.device_options import DeviceAlertOptions
 
 __all__ = ["EventsRunOptions"]
 
 
-class EventsRunOptions(ConnectionOptions, DeviceAlertOptions):
+class EventsRunOptions(ConnectionOptions, DeviceAlertOptions, BindingOptions):
     """Options of the events worker (care alert rules, device alerts, GTFS arrivals)."""
 
     client_id: str = option(

@@ -35,6 +35,7 @@ from contract.mqtt import MqttOptions, connect, make_client
 from contract.schema import BusMessage, Reason, Rejected, WearableMessage, decode_message
 from contract.settings import Settings
 from contract.topics import Topics
+from ingest.binding import Binding
 from ingest.events.arrivals import ArrivalMatcher
 from ingest.events.care import AlertEvent, CareRules, CareTracker
 from ingest.events.devices import DeviceRules, DeviceTracker
@@ -61,11 +62,15 @@ class EventsWorker:
         schedule: Schedule | None = None,
         opts: EventsOptions | None = None,
         devices: DeviceRules | None = None,
+        binding: Binding | None = None,
     ) -> None:
         self.settings = settings
         # Device problems (off unless given): see ingest/events/devices.py.
         self.devices = DeviceTracker(devices) if devices is not None else None
         self._connected_at: float | None = None
+        # The device binding ingest applies (ingest/binding.py): a spoofed site must not
+        # raise alerts under another district either. None = open mode.
+        self.binding = binding
         self.opts = opts or EventsOptions()
         self.topics = Topics(settings.topic_prefix)
         self.care = CareTracker(rules)
@@ -245,6 +250,8 @@ class EventsWorker:
                 raise Rejected(Reason.BAD_TOPIC, f"{topic!r} is not a telemetry topic")
             kind, device_id = parsed
             msg = decode_message(kind, device_id, payload, int(time.time() * 1000))
+            if self.binding is not None:
+                msg = self.binding.bind(msg)
         except Rejected as exc:
             # Ingest dead-letters the same message for inspection; here it is counted and
             # logged, then acknowledged so one bad payload never stalls the stream.

@@ -151,8 +151,11 @@ def run(args: argparse.Namespace) -> int:
                 f'tiers = [{{ notify = ["{smtp.url("desk@care.example")}", '
                 f'"{hook.url("/desk")}"], ack_within_s = 3600 }}]\n'
             )
-            ingest = IngestProcess(work / "ingest", mosq.url, influxd.url, "bench", "city")
-            events = EventsProcess(work / "events", conn)
+            # Simulated devices, no registry: open mode, explicitly (docs/security.md).
+            ingest = IngestProcess(
+                work / "ingest", mosq.url, influxd.url, "bench", "city", open_mode=True
+            )
+            events = EventsProcess(work / "events", [*conn, "--open-mode"])
             alerts = AlertsProcess(
                 work / "alerts",
                 [*conn, "--rules", str(rules), "--alerts-db", f"sqlite:///{work}/alerts.db",

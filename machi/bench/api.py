@@ -48,6 +48,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="refresher interval for the default-window measurement (default 30 s)",
     )
     p.add_argument(
+        "--flood-seconds",
+        type=float,
+        default=20.0,
+        help="flood case: seconds of uncached 31-day windows (default 20; 0 = skip)",
+    )
+    p.add_argument("--flood-clients", type=int, default=8, help="flood clients (default 8)")
+    p.add_argument(
+        "--flood-only", action="store_true", help="load the data, then run only the flood case"
+    )
+    p.add_argument(
+        "--flood-rate-limits",
+        action="store_true",
+        help="keep the per-key rate limits on in the flood (default: off, so the flood "
+        "reaches the expensive-query cap)",
+    )
+    p.add_argument(
+        "--max-expensive",
+        type=int,
+        default=None,
+        help="MACHI_API_MAX_EXPENSIVE for the flood case (default: the API's default)",
+    )
+    p.add_argument(
         "--statements",
         type=int,
         default=5,
@@ -169,6 +191,23 @@ def _serve(uvicorn: Any, app: Any) -> tuple[Any, httpx.Client]:
     )
 
 
+def _flood(args: argparse.Namespace, workdir: Path, influx_url: str, end_ms: int) -> int:
+    from machi.bench.flood import run_flood
+
+    run_flood(
+        workdir,
+        influx_url,
+        "bench",
+        end_ms,
+        args.flood_clients,
+        args.flood_seconds,
+        args.flood_rate_limits,
+        args.max_expensive,
+        args.refresh,
+    )
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -202,6 +241,8 @@ def run(args: argparse.Namespace) -> int:
             datetime.fromtimestamp(end_ms / 1000, UTC),
         )
         print(f"rolled up {rolled:,} rollup points in {time.perf_counter() - t0:.1f} s")
+        if args.flood_only:
+            return _flood(args, workdir, influxd.url, end_ms)
 
         cfg = ApiConfig(
             keys=f"{KEY}:operator", cache_ttl_s=0, refresh_s=0, audit_log=workdir / "audit.jsonl"
@@ -213,7 +254,7 @@ def run(args: argparse.Namespace) -> int:
             "start": start.isoformat().replace("+00:00", "Z"),
             "end": end.isoformat().replace("+00:00", "Z"),
         }
-        engine = KpiEngine(influx, KpiConfig())
+        engine = KpiEngine(influx, KpiConfig(), care_table_ttl_s=0)  # uncached, as the API here
         plan = engine.green_plan(Window(start, end))
         print(
             f"green: rollup intervals [{plan.start_grid:%m-%d %H:%M}, "
@@ -225,7 +266,7 @@ def run(args: argparse.Namespace) -> int:
         )
         worst = 0.0
         for theme in THEMES:
-            engine.theme(theme, Window(start, end))
+            engine.theme(theme, Window(start, end), public=False)
             # As time passes the rollup frontier may move up to the window's end during the
             # run; the API then reads a shorter raw tail than the bare statements captured here.
             q = engine.last_query
@@ -248,7 +289,7 @@ def run(args: argparse.Namespace) -> int:
         if args.statements:
             print(f"\nper statement, bare, median of {args.statements} (ms):")
             for theme in THEMES:
-                engine.theme(theme, Window(start, end))
+                engine.theme(theme, Window(start, end), public=False)
                 for stmt in engine.last_query.split(";\n"):
                     took = []
                     for _ in range(args.statements):
@@ -295,7 +336,8 @@ def run(args: argparse.Namespace) -> int:
             f"worst p99: uncached {worst:.1f} ms, default window (refreshed) "
             f"{worst_refreshed:.1f} ms (target {args.target_ms:g} ms)"
         )
-        return 0
+        server.should_exit = True
+        return _flood(args, workdir, influxd.url, end_ms) if args.flood_seconds > 0 else 0
     finally:
         if server is not None:
             server.should_exit = True

@@ -200,6 +200,7 @@ class Workers:
         self.proc = IngestProcess(
             env.workdir / run_id, env.mosq.url, env.influxd.url, db, run_id,
             client_id=f"{run_id}-ingest", extra_args=args,
+            open_mode=True,  # simulated fleet, no registry: benchmarks run open, explicitly
         )  # fmt: skip
         base = self.proc.port = _free_ports(self.n)
         self.proc.args[self.proc.args.index("--metrics-port") + 1] = str(base)

@@ -46,6 +46,13 @@ def fetch_kpis(api_url: str, key: str | None = None, **params: str) -> dict[str,
     r = httpx.get(f"{api_url.rstrip('/')}/v1/kpis", params=params, headers=headers, timeout=30)
     r.raise_for_status()
     data: dict[str, Any] = r.json()
+    # /v1/kpis carries the public care figures (only for whole public grid windows); a
+    # care or operator key gets this window's care figures at its own k (audited).
+    care = httpx.get(
+        f"{api_url.rstrip('/')}/v1/kpis/care", params=params, headers=headers, timeout=30
+    )
+    if care.status_code == 200:
+        data["themes"] = [care.json() if t["theme"] == "care" else t for t in data["themes"]]
     return data
 
 
@@ -59,7 +66,10 @@ def format_kpis(data: dict[str, Any]) -> str:
         lines.append(f"\n[{theme['theme']}]")
         for k in theme["kpis"]:
             if k.get("suppressed"):
-                value = "(suppressed: < k residents)"
+                value = f"({k.get('note') or 'suppressed'})"
+            elif k.get("range"):
+                lo, hi = k["range"]
+                value = f"{lo}-{hi} {k['unit']} (a small count, given as a range)"
             elif k["value"] is None:
                 value = "(no data)"
             else:

@@ -168,6 +168,7 @@ def start_edge_stack(
     ingest = IngestProcess(
         tmp / "ingest", mq.url, influx_url, settings.influx_db, settings.topic_prefix,
         client_id=ingest_client_id, extra_args=["--batch-seconds", str(ingest_batch_s)],
+        open_mode=True,  # the agent's devices are not in a registry here
     )  # fmt: skip
     ingest.start()
     (tmp / "dev").mkdir()

@@ -86,7 +86,9 @@ class Rig:
                 "--influx-db", s.influx_db, "--topic-prefix", s.topic_prefix]  # fmt: skip
 
     def events(self, name: str = "ev", *extra: str) -> EventsProcess:
-        p = EventsProcess(self.workdir / name, [*self.conn_args(), "--client-id", name, *extra])
+        p = EventsProcess(
+            self.workdir / name, [*self.conn_args(), "--client-id", name, "--open-mode", *extra]
+        )
         p.start(timeout=60)
         self.procs.append(p)
         return p

@@ -74,7 +74,7 @@ def test_fall_reaches_tier1_escalates_after_ack_within_and_ack_stops_it(
     rules = write_rules(tmp_path / "rules.toml", smtp, hook, ack1, ack2)
     rig = Rig(tmp_path, settings, rules, f"sqlite:///{tmp_path}/alerts.db")
     ingest = IngestProcess(tmp_path / "ingest", mosquitto.url, settings.influx_url,
-                           settings.influx_db, settings.topic_prefix)  # fmt: skip
+                           settings.influx_db, settings.topic_prefix, open_mode=True)  # fmt: skip
     try:
         ingest.start(timeout=60)
         rig.procs.append(ingest)

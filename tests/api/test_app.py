@@ -146,9 +146,9 @@ def test_theme_shape_and_k_suppression(client: TestClient) -> None:
     assert body["theme"] == "care"
     ids = {k["id"] for k in body["kpis"]}
     assert {"residents_monitored", "alerts_hr_high", "wearables_reporting_pct"} <= ids
-    # One resident < k=5: every figure withheld, and the response says so.
+    # One resident < k=10 (the public default): every figure withheld, and it says so.
     assert all(k["value"] is None and k["suppressed"] for k in body["kpis"])
-    assert "k=5" in " ".join(body["notes"])
+    assert "k=10" in " ".join(body["notes"])
     for k in body["kpis"]:
         assert set(k) >= {"id", "value", "unit", "start", "end", "definition"}
 

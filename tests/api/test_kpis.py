@@ -176,8 +176,15 @@ def test_green_site_filter(city: KpiEngine) -> None:
     assert _values(city, "green", "a")["meters_reporting_pct"] == pytest.approx(50.0)
 
 
-def test_care_counts_and_k_threshold(city: KpiEngine, influx: InfluxV1) -> None:
-    v = _values(city, "care")
+def _care(engine: KpiEngine, site: str | None = None, public: bool = False) -> dict:
+    res = engine.theme("care", Window(T0, T0 + timedelta(hours=2), site), public=public)
+    return {k.id: k for k in res.kpis}
+
+
+def test_care_counts_k_threshold_and_complement(city: KpiEngine, influx: InfluxV1) -> None:
+    # Care scope at k=5 (no small-count ranges, any window): the city row is published.
+    city = KpiEngine(influx, KpiConfig(care_k=5))
+    v = {kid: k.value for kid, k in _care(city).items()}
     assert v["residents_monitored"] == 7
     assert (v["alerts_hr_high"], v["alerts_hr_low"], v["alerts_spo2_low"], v["alerts_fall"]) == (
         2,
@@ -185,18 +192,26 @@ def test_care_counts_and_k_threshold(city: KpiEngine, influx: InfluxV1) -> None:
         0,
         1,
     )
+    assert v["alerts_total"] == 3
     assert v["wearables_reporting_pct"] == pytest.approx(87.5)
-    # Site b has two residents: below k=5 every care figure is withheld.
-    res = city.theme("care", Window(T0, T0 + timedelta(hours=2), "b"))
-    assert all(k.suppressed and k.value is None for k in res.kpis)
-    assert any("k=5" in n for n in res.notes)
+    # Site b has two residents: below k=5 every care figure is withheld ...
+    b = _care(city, "b")
+    assert all(k.suppressed and k.value is None for k in b.values())
+    assert "k=5" in (b["residents_monitored"].note or "")
+    # ... and site a (5 residents, enough on its own) too: city minus a would give b.
+    a = _care(city, "a")
+    assert all(k.suppressed and k.value is None for k in a.values())
+    assert "complementary" in (a["residents_monitored"].note or "")
     # k is configurable upwards: the city's 7 residents are withheld at k=8 ...
     strict = KpiEngine(influx, KpiConfig(care_k=8))
-    city_wide = strict.theme("care", Window(T0, T0 + timedelta(hours=2)))
-    assert all(k.suppressed and k.value is None for k in city_wide.kpis)
+    assert all(k.suppressed and k.value is None for k in _care(strict).values())
     # ... and never below contract.rules.CARE_K_MIN, in the API as in the dashboards.
     with pytest.raises(ConfigError, match="minimum k of 5"):
         KpiConfig(care_k=2)
+    # A public caller gets nothing for a window off the public grid (2 h here).
+    off_grid = city.theme("care", Window(T0, T0 + timedelta(hours=2)))
+    assert all(k.suppressed and k.value is None for k in off_grid.kpis)
+    assert "fixed windows of 24 h" in " ".join(off_grid.notes)
 
 
 def test_transit(city: KpiEngine) -> None:

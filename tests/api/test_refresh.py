@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.config import ApiConfig, KpiConfig
-from api.kpis import KpiEngine, Window
+from api.kpis import KpiEngine, Window, iso
 from api.refresh import Refresher
 from contract.influx import InfluxV1
 from contract.lineprotocol import line
@@ -63,7 +63,11 @@ def test_default_window_is_served_from_the_refresher(
         site_b = client.get("/v1/kpis/green", params={"site": "b"}, headers=auth).json()
         assert {k["id"]: k["value"] for k in site_b["kpis"]}["energy_consumption_kwh"] == 1.0
         everything = client.get("/v1/kpis", headers=auth).json()
-        assert {t["end"] for t in everything["themes"]} == {everything["end"]}
+        ends = {t["theme"]: t["end"] for t in everything["themes"]}
+        assert set(ends.values()) - {ends["care"]} == {everything["end"]}
+        # Public care figures: the newest complete tile of the public grid, not the 24 h.
+        tile = api.engine.policy.last_tile(end)
+        assert (everything["themes"][1]["start"], ends["care"]) == tuple(map(iso, tile))
         hits = api.refreshed_hits._value.get()
         assert hits >= 3
         # An explicit window is computed on demand (not a refresher hit).

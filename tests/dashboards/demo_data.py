@@ -18,7 +18,7 @@ STEPS = 36  # 3 hours of 5-minute readings
 # Site ids with a '.' prove the multi-value regex escaping (an unescaped '.' matches any char).
 BIG_SITE = "kita.1"  # enough residents: care aggregates visible
 SMALL_SITE = "minami"  # fewer than k residents: care aggregates hidden
-BIG_RESIDENTS = 6
+BIG_RESIDENTS = 12  # >= the public k (10), and 12 hr_high alerts >= the small count
 SMALL_RESIDENTS = 3
 METERS_PER_SITE = 3
 KWH_PER_STEP = 0.25

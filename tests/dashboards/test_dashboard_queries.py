@@ -14,7 +14,7 @@ from api.kpis import KpiEngine, Window
 from contract.influx import InfluxV1
 from contract.lineprotocol import line
 from dashboards import queries as q
-from dashboards.boards import BOARDS, DEFAULT_K
+from dashboards.boards import BOARDS, DEFAULT_K, SMALL_COUNT
 from dashboards.macros import Context, expand
 from dashboards.verify import run_all, run_board
 from tests.dashboards.demo_data import (
@@ -92,11 +92,22 @@ def test_care_mean_hidden_below_k(demo_db: tuple[InfluxV1, Demo]) -> None:
 
 def test_care_alerts_hidden_below_k(demo_db: tuple[InfluxV1, Demo]) -> None:
     client, demo = demo_db
-    rows = _rows(client, demo, q.care_alerts_by_type(DEFAULT_K))
-    # 6 residents had hr_high (shown); 2 fell (hidden: fewer than k people).
-    assert {r["type"]: r["alerts"] for r in rows} == {"hr_high": 6}
-    rows = _rows(client, demo, q.care_alerts_by_type(2))
-    assert {r["type"]: r["alerts"] for r in rows} == {"hr_high": 6, "fall": 2}
+    rows = _rows(client, demo, q.care_alerts_by_type(DEFAULT_K, SMALL_COUNT))
+    # 12 residents had hr_high (shown); 2 fell (hidden: fewer than k people).
+    assert {r["type"]: r["alerts"] for r in rows} == {"hr_high": 12}
+    rows = _rows(client, demo, q.care_alerts_by_type(2, 1))
+    assert {r["type"]: r["alerts"] for r in rows} == {"hr_high": 12, "fall": 2}
+    # The small-count floor alone hides the 2 falls too (k lowered to 2).
+    rows = _rows(client, demo, q.care_alerts_by_type(2, SMALL_COUNT))
+    assert {r["type"]: r["alerts"] for r in rows} == {"hr_high": 12}
+
+
+def test_residents_hidden_below_k(demo_db: tuple[InfluxV1, Demo]) -> None:
+    client, demo = demo_db
+    rows = _rows(client, demo, q.residents_monitored(DEFAULT_K))
+    assert {r["site"]: r["residents"] for r in rows} == {BIG_SITE: 12}
+    rows = _rows(client, demo, q.residents_monitored(3))
+    assert {r["site"]: r["residents"] for r in rows} == {BIG_SITE: 12, SMALL_SITE: 3}
 
 
 def test_on_time_performance(demo_db: tuple[InfluxV1, Demo]) -> None:

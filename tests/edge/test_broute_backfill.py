@@ -57,6 +57,7 @@ def ingest(
         settings.influx_db,
         settings.topic_prefix,
         extra_args=["--batch-seconds", "0.2"],
+        open_mode=True,
     )
     proc.start()
     yield proc

@@ -80,6 +80,7 @@ def ingest(tmp: Path, name: str, mqtt_url: str, influx_url: str, s: Settings) ->
     return IngestProcess(
         tmp / name, mqtt_url, influx_url, s.influx_db, s.topic_prefix,
         client_id=f"{name}-{s.topic_prefix}", extra_args=["--batch-seconds", "0.3"],
+        open_mode=True,
     )  # fmt: skip
 
 

@@ -40,7 +40,7 @@ def ingest_proc(settings: Settings, influx: InfluxV1, tmp_path: Path) -> Iterato
     ing = IngestProcess(
         tmp_path, settings.mqtt_url, settings.influx_url, settings.influx_db,
         settings.topic_prefix, client_id=f"fuzz-{settings.topic_prefix}",
-        extra_args=["--stats-interval", "1"],
+        extra_args=["--stats-interval", "1"], open_mode=True,
     )  # fmt: skip
     ing.start()
     yield ing

@@ -25,6 +25,7 @@ def ingest_factory(settings: Settings, tmp_path: Path) -> Iterator:
             metrics_port=None,
             batch_s=0.2,
             stats_interval_s=0.5,
+            open_mode=True,  # binding has its own tests (test_binding.py)
         )
         svc = IngestService(dataclasses.replace(cfg, **over))  # type: ignore[arg-type]
         svc.start()

@@ -23,6 +23,7 @@ def _service(settings: Settings, tmp_path: Path, **over: object) -> IngestServic
         metrics_port=None,
         batch_s=0.2,
         stats_interval_s=3600,
+        open_mode=True,
     )
     return IngestService(dataclasses.replace(cfg, **over))  # type: ignore[arg-type]
 

@@ -47,7 +47,7 @@ def test_two_workers_store_everything_once_and_stop_on_sigterm(
     extra = ["--workers", "2", "--batch-seconds", "0.2"]
     ing = IngestProcess(
         tmp_path / "ing", mosquitto.url, influxd.url, settings.influx_db, settings.topic_prefix,
-        client_id=f"w-{settings.topic_prefix}", extra_args=extra,
+        client_id=f"w-{settings.topic_prefix}", extra_args=extra, open_mode=True,
     )  # fmt: skip
     ing.start()
     ports = [ing.port, ing.port + 1]

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.config import ApiConfig, KpiConfig
+from api.quota import QuotaOptions
 from contract.influx import InfluxV1
 from contract.settings import Settings
 from machi.democity.fleet import build_fleet
@@ -73,7 +74,9 @@ def portal_options(tmp_path: Path, db_url: str | None = None, **more: object) ->
 
 def make_client(settings: Settings, tmp_path: Path, opts: PortalOptions) -> TestClient:
     cfg = ApiConfig(keys=KEYS, audit_log=tmp_path / "audit.jsonl", cache_ttl_s=0.0, refresh_s=0)
-    return TestClient(create_app(settings, cfg, KpiConfig(), portal=opts))
+    # The cross-checks ask /v1/kpis for every published cell: no per-key rate limit here.
+    quotas = QuotaOptions(rate_key=0, rate_client=0)
+    return TestClient(create_app(settings, cfg, KpiConfig(), portal=opts, quotas=quotas))
 
 
 def wait_ready(client: TestClient, timeout: float = 120.0) -> None:

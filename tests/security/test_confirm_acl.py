@@ -47,6 +47,7 @@ def test_refused_confirmations_are_switched_off_and_storing_goes_on(
         dead_letter_file=tmp_path / "dl.jsonl",
         metrics_port=None,
         batch_s=0.2,
+        open_mode=True,
     )
     caplog.set_level(logging.ERROR, logger="machi.ingest")
     svc = IngestService(cfg)
@@ -60,7 +61,7 @@ def test_refused_confirmations_are_switched_off_and_storing_goes_on(
             msg = make_message("bus", "bus-1", "s1", seq, [r])
             assert gw.publish(t.telemetry("bus", "bus-1"), encode_message(msg)) == 0
             if seq == 4:
-                wait_until(lambda: svc.confirming, lambda on: not on, 15)
+                wait_until(lambda: svc.confirmer.enabled, lambda on: not on, 15)
         assert wait_until(lambda: stored(influx, "bus"), lambda n: n >= 20, 20) == 20
         assert svc.wait_connected(10), "ingest must stay connected once confirmations are off"
         assert svc.counts["confirmations"] <= 1  # the one refused, then none

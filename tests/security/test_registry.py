@@ -180,6 +180,19 @@ def test_cli_add_list_revoke_export(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "topic prefix" in capsys.readouterr().err
 
 
+def test_save_keeps_a_mode_the_operator_widened(tmp_path: Path) -> None:
+    """ingest (another uid in compose) reads the registry: a chmod 0644 must survive edits,
+    while a new file is private and write bits never spread."""
+    path = tmp_path / "devices.json"
+    reg = Registry()
+    reg.add("m1", kind="energy_meter", site="s1", with_secret=False)
+    save(reg, path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    path.chmod(0o666)
+    save(reg, path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
 def test_alerts_account_reads_the_alert_stream_only() -> None:
     reg = Registry()
     reg.add("alerts-a", role="alerts")
