@@ -255,8 +255,9 @@ def _free_ports(n: int) -> int:
     raise RuntimeError(f"no {n} consecutive free ports on 127.0.0.1")
 
 
-# One kept-alive client for the polling: a fresh httpx client per poll (20 polls/s) cost
-# the bench ~40 ms CPU per poll (its TLS context), most of a core while timing (b), on the cores ingest and InfluxDB share.
+# One kept-alive client for all polling: httpx.get() builds a client (and its SSL
+# context) per call, ~40 ms CPU each here -- most of a core at 20 polls/s while (b) is
+# timed, on the cores ingest and InfluxDB share (the ceiling runs had no such load).
 _POLL = httpx.Client(timeout=2)
 
 
