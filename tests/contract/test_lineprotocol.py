@@ -11,8 +11,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from contract.influx import InfluxV1
-from contract.lineprotocol import SerializeError, format_value, line, message_lines
-from contract.schema import make_message
+from contract.lineprotocol import (
+    SerializeError,
+    _json_lines,
+    format_value,
+    line,
+    message_lines,
+    reference_lines,
+)
+from contract.schema import EnergyMessage, EnergyReading, Limits, decode_message, make_message
+from tests.fuzz.strategies import NOW_MS, Case, valid_message
 
 # Text InfluxDB can carry in a tag: anything but line breaks and backslashes (refused).
 tag_text = st.text(
@@ -94,3 +102,58 @@ def test_message_lines_schema() -> None:
     ]
     em = make_message("energy_meter", "m1", "kita", 0, [{"t": now, "power_w": -5}])
     assert message_lines(em) == [f"energy_meter,device_id=m1,site=kita power_w=-5.0,seq=0i {now}"]
+
+
+# Floats where msgspec's JSON and repr() write different text (exponents, 1e-5..1e-4,
+# NaN/inf), next to ordinary ones: the fast path must notice and agree with the reference.
+awkward_float = st.one_of(
+    st.floats(),
+    st.floats(min_value=-1e-3, max_value=1e-3),
+    st.sampled_from([0.0, -0.0, 1e-5, -5e-5, 1e-4, 2e-7, 1e16, -1.5e17, 12.00001, 1e-300]),
+)
+energy_field = st.sampled_from(
+    ["power_w", "energy_import_kwh", "voltage_v", "current_l2_a", "power_l3_w", "fixed_export_kwh"]
+)
+
+
+def _lines_or_error(fn: object, msg: object) -> object:
+    try:
+        return fn(msg)  # type: ignore[operator]
+    except SerializeError as exc:
+        return ("SerializeError", str(exc))
+
+
+@settings(max_examples=400, deadline=None)
+@given(case=valid_message())
+def test_fast_path_equals_reference_on_valid_messages(case: Case) -> None:
+    """Whatever the contract accepts, message_lines (msgspec's JSON for energy meters)
+    writes byte for byte what the per-field reference formatter writes."""
+    msg = decode_message(case.kind, case.device_id, case.payload, NOW_MS, Limits())
+    assert message_lines(msg) == reference_lines(msg)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    readings=st.lists(
+        st.dictionaries(energy_field, awkward_float | st.none(), min_size=1),
+        min_size=1,
+        max_size=5,
+    ),
+    seq=st.integers(0, 2**63 - 1),
+)
+def test_fast_path_equals_reference_on_any_floats(
+    readings: list[dict[str, float | None]], seq: int
+) -> None:
+    """Hand-built readings (no range checks: tiny, huge, NaN, inf) take the same text,
+    or the same refusal, on both paths."""
+    rs = [EnergyReading(t=1_000 + i, **r) for i, r in enumerate(readings)]  # type: ignore[arg-type]
+    msg = EnergyMessage(device_id="m-1", kind="energy_meter", site="s 1", seq=seq, readings=rs)
+    assert _lines_or_error(message_lines, msg) == _lines_or_error(reference_lines, msg)
+
+
+def test_fast_path_is_taken_for_energy_meters_and_left_for_odd_values() -> None:
+    ok = make_message("energy_meter", "m1", "kita", 3, [{"t": 5, "power_w": 1.5}])
+    assert _json_lines(list(ok.readings), "h ", "seq=3i ") == ["h power_w=1.5,seq=3i 5"]
+    for odd in (1e-5, 2e-7, 1e16, math.nan, True, "1.0"):
+        r = EnergyReading(t=5, power_w=odd)  # type: ignore[arg-type]
+        assert _json_lines([r], "h ", "seq=3i ") is None, odd

@@ -102,3 +102,23 @@ def test_topics() -> None:
         t.telemetry("bus", "#")
     with pytest.raises(ValueError):
         Topics("city/#")
+
+
+def test_energy_readings_are_checked_one_by_one_for_the_first_bad_one() -> None:
+    """power_w is required unless a reading is fixed-time, and fixed-time readings sit on
+    :00/:30; the error names the first reading that breaks either rule."""
+    slot = NOW - NOW % (30 * 60 * 1000)
+    fixed_ok = {"t": slot, "fixed_import_kwh": 12.5}
+    good = [{"t": NOW, "power_w": 1.0}, fixed_ok, {"t": NOW, "power_w": 2.0}]
+    assert len(decode_message("energy_meter", "m1", payload(readings=good), NOW).readings) == 3
+    cases = [
+        ([*good, {"t": NOW, "voltage_v": 101.0}], "readings[3] has no power_w"),
+        ([*good, {"t": slot + 1, "fixed_export_kwh": 1.0, "power_w": 3.0}], "readings[3] is a"),
+        ([{"t": NOW, "power_w": 1.0}, {"t": NOW}, {"t": slot + 1, "fixed_import_kwh": 1.0}],
+         "readings[1] has no power_w"),
+    ]  # fmt: skip
+    for readings, detail in cases:
+        with pytest.raises(Rejected) as exc:
+            decode_message("energy_meter", "m1", payload(readings=readings), NOW)
+        assert exc.value.reason == Reason.SCHEMA
+        assert exc.value.detail.startswith(detail), exc.value.detail
