@@ -18,17 +18,14 @@ snapshot share one window. When InfluxDB fails, the last snapshot is served unti
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
-
 from api.kpis import THEMES, KpiEngine, Window
-from contract.influx import InfluxError
+from contract.periodic import Periodic
 
 log = logging.getLogger("machi.api.refresh")
 
@@ -44,8 +41,11 @@ class Snapshot:
     answers: dict[tuple[str, str | None], dict[str, Any]] = field(default_factory=dict)
 
 
-class Refresher:
+class Refresher(Periodic):
     """Recomputes the default answers on a daemon thread; ``get`` serves them."""
+
+    name = "kpi-refresher"
+    failure_message = "KPI refresh failed; serving the previous answers while they are fresh"
 
     def __init__(
         self,
@@ -56,39 +56,16 @@ class Refresher:
     ) -> None:
         if interval_s <= 0:
             raise ValueError("the refresh interval must be positive (0 disables the refresher)")
+        super().__init__(interval_s, log)
         self.engine = engine
         self.sites = sites
-        self.interval_s = interval_s
         self.clock = clock
-        self.rounds = 0
-        self.failures = 0
-        self.last_round_s = 0.0
         self._snapshot: Snapshot | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="kpi-refresher", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.refresh()
-            except (InfluxError, httpx.HTTPError) as exc:
-                self.failures += 1
-                log.warning(
-                    "KPI refresh failed; serving the previous answers while they are fresh",
-                    extra={"fields": {"error": str(exc)}},
-                )
-            # Sleep to the next interval boundary so rounds line up with window ends.
-            now = self.clock()
-            self._stop.wait(max(0.5, self.interval_s - now % self.interval_s))
+    def pause(self) -> float:
+        # Sleep to the next interval boundary so rounds line up with window ends.
+        now = self.clock()
+        return max(0.5, self.interval_s - now % self.interval_s)
 
     def refresh(self) -> Snapshot:
         """Compute one round now and publish it; return it."""

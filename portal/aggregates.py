@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,9 +31,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-import httpx
-
-from contract.influx import InfluxError
+from contract.periodic import Periodic
 from contract.rules import PUBLIC_CARE_K
 from portal.strings import THEMES_PUBLIC, theme_kpis
 
@@ -324,29 +321,17 @@ class Builder:
             smallest.suppressed = changed = True
 
 
-class Refresher:
+class Refresher(Periodic):
     """Rebuilds the snapshot every ``interval_s`` on a daemon thread."""
 
+    name = "portal-refresher"
+    failure_message = "public aggregates refresh failed; serving the previous snapshot"
+
     def __init__(self, builder: Builder, interval_s: float) -> None:
+        super().__init__(interval_s, log)
         self.builder = builder
-        self.interval_s = interval_s
         self.snapshot: Snapshot | None = None
-        self.rounds = 0
-        self.failures = 0
-        self.last_round_s = 0.0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.on_update: Callable[[Snapshot], None] | None = None
-
-    def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="portal-refresher", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
 
     def refresh(self) -> Snapshot:
         t0 = time.monotonic()
@@ -356,17 +341,8 @@ class Refresher:
         self.last_round_s = time.monotonic() - t0
         return snap
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.refresh()
-            except (InfluxError, httpx.HTTPError) as exc:
-                self.failures += 1
-                log.warning(
-                    "public aggregates refresh failed; serving the previous snapshot",
-                    extra={"fields": {"error": str(exc)}},
-                )
-            # At least as long as the round took: the portal never keeps InfluxDB busy
-            # more than half of the time, whatever the interval.
-            pause = self.interval_s if self.snapshot is not None else min(self.interval_s, 5)
-            self._stop.wait(max(pause, self.last_round_s))
+    def pause(self) -> float:
+        # At least as long as the round took: the portal never keeps InfluxDB busy
+        # more than half of the time, whatever the interval.
+        pause = self.interval_s if self.snapshot is not None else min(self.interval_s, 5)
+        return max(pause, self.last_round_s)
