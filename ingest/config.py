@@ -13,22 +13,29 @@ from contract.settings import ConfigError, Settings
 MAX_WORKERS = 32
 
 
-def resolve_workers(value: str, cpus: int | None = None) -> int:
-    """``auto`` or a count. ``auto`` is one worker per core beyond the first two, at
-    least one: on 2 cores a second worker competes with Mosquitto and InfluxDB for the
-    same cores and gained nothing (docs/benchmarks.md)."""
+def parse_workers(value: str, cpus: int | None = None) -> int:
+    """``auto`` or a count; ValueError saying what is allowed (the option table's
+    validator adds the option's name). ``auto`` is one worker per core beyond the first
+    two, at least one: on 2 cores a second worker competes with Mosquitto and InfluxDB
+    for the same cores and gained nothing (docs/benchmarks.md)."""
     if value == "auto":
         n = cpus if cpus is not None else (os.cpu_count() or 1)
         return max(1, min(MAX_WORKERS, n - 2))
     try:
         n = int(value)
     except ValueError:
-        raise ConfigError(
-            f"--workers/MACHI_INGEST_WORKERS must be 'auto' or a whole number, got {value!r}"
-        ) from None
+        raise ValueError(f"must be 'auto' or a whole number, got {value!r}") from None
     if not 1 <= n <= MAX_WORKERS:
-        raise ConfigError(f"--workers/MACHI_INGEST_WORKERS must be between 1 and {MAX_WORKERS}")
+        raise ValueError(f"must be between 1 and {MAX_WORKERS}")
     return n
+
+
+def resolve_workers(value: str, cpus: int | None = None) -> int:
+    """:func:`parse_workers` for callers outside the option table (the benchmark)."""
+    try:
+        return parse_workers(value, cpus)
+    except ValueError as exc:
+        raise ConfigError(f"--workers/MACHI_INGEST_WORKERS {exc}") from None
 
 
 @dataclass(frozen=True)

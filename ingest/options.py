@@ -8,9 +8,8 @@ from pydantic import field_validator
 
 from contract.options import ConnectionOptions, option, settings_of
 from contract.schema import Limits
-from contract.settings import ConfigError
 from ingest.binding import BindingOptions
-from ingest.config import IngestConfig, resolve_workers
+from ingest.config import IngestConfig, parse_workers
 
 __all__ = ["IngestOptions"]
 
@@ -102,10 +101,7 @@ class IngestOptions(ConnectionOptions, BindingOptions):
     @field_validator("workers")
     @classmethod
     def _workers(cls, v: str) -> str:
-        try:
-            resolve_workers(v)
-        except ConfigError as exc:
-            raise ValueError(str(exc).split(" must ", 1)[-1].join(["must ", ""])) from None
+        parse_workers(v)  # ValueError: the option table names the option
         return v
 
     def config(self) -> IngestConfig:
@@ -117,7 +113,7 @@ class IngestOptions(ConnectionOptions, BindingOptions):
             batch_lines=self.batch_lines,
             batch_s=self.batch_seconds,
             writers=self.writers,
-            workers=resolve_workers(self.workers),
+            workers=parse_workers(self.workers),
             gzip=self.gzip,
             dead_letter_file=self.dead_letter_file,
             dead_letter_topic=self.dead_letter_topic,
