@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import tomli_w
+
 from contract.influx import InfluxV1, quote_str
 from contract.settings import Settings
 from edge.outbox import read_stats
@@ -18,29 +20,7 @@ from firmware_bridge.nmea_gps.simulator import NmeaSimulator
 from machi.servers import IngestProcess, Mosquitto
 from machi.testkit.wait import wait_for
 
-__all__ = ["EdgeProcess", "EdgeStack", "start_edge_stack", "to_toml"]
-
-
-def to_toml(doc: dict[str, Any]) -> str:
-    """A tiny TOML writer for config documents of tables, arrays of tables and scalars."""
-
-    def val(v: Any) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, int | float):
-            return repr(v)
-        if isinstance(v, str):
-            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        raise TypeError(f"cannot write {type(v).__name__} to TOML")
-
-    out: list[str] = []
-    for name, body in doc.items():
-        tables = body if isinstance(body, list) else [body]
-        for t in tables:
-            out.append(f"[[{name}]]" if isinstance(body, list) else f"[{name}]")
-            out += [f"{k} = {val(v)}" for k, v in t.items()]
-            out.append("")
-    return "\n".join(out)
+__all__ = ["EdgeProcess", "EdgeStack", "start_edge_stack"]
 
 
 class EdgeProcess:
@@ -50,7 +30,7 @@ class EdgeProcess:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config = self.workdir / "edge.toml"
-        self.config.write_text(to_toml(doc))
+        self.config.write_text(tomli_w.dumps(doc))
         self.log = self.workdir / "edge.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
