@@ -2,30 +2,21 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 
 from contract.influx import InfluxV1
 from contract.schema import make_message
 from contract.settings import Settings
-from ingest.config import IngestConfig
 from ingest.service import IngestService
 from machi.simulate import Publisher
 from machi.testkit import stored, wait_until
+from tests.ingest.conftest import service
 
 
 def _service(settings: Settings, tmp_path: Path, **over: object) -> IngestService:
-    cfg = IngestConfig(
-        settings=settings,
-        client_id=f"acks-{settings.topic_prefix}",
-        dead_letter_file=tmp_path / "dl.jsonl",
-        metrics_port=None,
-        batch_s=0.2,
-        stats_interval_s=3600,
-        open_mode=True,
-    )
-    return IngestService(dataclasses.replace(cfg, **over))  # type: ignore[arg-type]
+    acks = {"stats_interval_s": 3600.0, **over}
+    return service(settings, tmp_path, f"acks-{settings.topic_prefix}", **acks)
 
 
 def test_backlog_of_a_resumed_session_is_acked_in_full_and_in_order(
