@@ -17,6 +17,11 @@ export) goes through these rules, so that no output is weaker than another:
    recovered by subtraction, so the smallest published cell of that relation is hidden
    too; this repeats until no relation has exactly one hidden cell (a fixpoint). Then
    no hidden cell equals an expression of published cells in one relation.
+   Before that, the **group rule**: the rows hidden by 1. must hold at least ``k``
+   residents together, or "city minus the published sites" describes a group of fewer
+   than k residents (two sites of 3 and 4 residents: 7 people and their alerts). The
+   smallest published site row is hidden with them until they do, and the city row when
+   no site is left.
 4. **Fixed grid for public windows** (:meth:`Policy.on_grid`). Public care figures are
    published only for whole tiles of one partition of time: ``grid_h`` hours (default
    24, at least 24) aligned to ``offset_h`` past 00:00 UTC (default 15: JST days). Tiles
@@ -33,7 +38,7 @@ key is trusted, and audited, not prevented.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
@@ -100,6 +105,10 @@ class Policy:
 
     def k(self, public: bool) -> int:
         return self.k_public if public else self.k_care
+
+    def at_least(self, k_public: int) -> Policy:
+        """This policy with the public k raised to ``k_public`` if it is lower."""
+        return replace(self, k_public=max(self.k_public, k_public))
 
     # -- the public time grid ----------------------------------------------------------
 
@@ -183,7 +192,11 @@ class Protected:
     reasons: dict[Cell, str]  # why each cell is not a plain number
 
     def value(self, cell: Cell) -> int | None:
-        return None if cell in self.hidden or cell in self.ranges else self.values.get(cell, 0)
+        """The published number, or None: hidden, a range, or a row without residents in
+        the table (fewer than k: nobody)."""
+        if cell in self.hidden or cell in self.ranges or cell not in self.values:
+            return None
+        return self.values[cell]
 
 
 def complementary(
@@ -215,16 +228,44 @@ def complementary(
     return hidden
 
 
+def _group_rows(table: CareTable, k: int, small: set[str]) -> set[str]:
+    """Rows to hide besides ``small`` so that the hidden sites hold >= k residents
+    together (the group rule of the module docstring)."""
+    if CITY in small or not small:
+        return set()
+    hidden = set(small)
+    added: set[str] = set()
+    while sum(table.residents.get(s, 0) for s in hidden) < k:
+        rest = sorted(
+            (s for s in table.sites if s not in hidden),
+            key=lambda s: (table.residents.get(s, 0), s),
+        )
+        if not rest:
+            return added | {CITY}
+        hidden.add(rest[0])
+        added.add(rest[0])
+    return added
+
+
 def protect(table: CareTable, k: int, small_count: int | None) -> Protected:
     """Apply rules 1-3 to ``table`` with threshold ``k``; ``small_count`` None turns the
     small-count rule off (care scope)."""
     values = table.cells()
     reasons: dict[Cell, str] = {}
     primary: set[Cell] = set()
+    small = {row for row, _ in values if table.residents.get(row, 0) < k}
+    group = _group_rows(table, k, small)
     for row, col in values:
-        if table.residents.get(row, 0) < k:
-            primary.add((row, col))
+        if row in small:
             reasons[(row, col)] = f"suppressed: fewer than k={k} residents"
+        elif row in group:
+            reasons[(row, col)] = (
+                "suppressed (complementary): the suppressed districts together hold fewer "
+                f"than k={k} residents"
+            )
+        else:
+            continue
+        primary.add((row, col))
     ranges: dict[Cell, tuple[int, int]] = {}
     if small_count is not None:
         for (row, col), n in values.items():

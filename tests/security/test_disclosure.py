@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import random
 from datetime import UTC, datetime, timedelta, timezone
-from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -18,11 +17,21 @@ from api.app import create_app
 from api.config import ApiConfig, KpiConfig
 from api.disclosure_options import DisclosureOptions
 from api.quota import QuotaOptions
-from contract.disclosure import CITY, COLUMNS, RESIDENTS, TOTAL, CareTable, complementary, protect
+from contract.disclosure import (
+    CITY,
+    COLUMNS,
+    RESIDENTS,
+    TOTAL,
+    CareTable,
+    Protected,
+    complementary,
+    protect,
+)
 from contract.influx import InfluxV1
-from contract.lineprotocol import line
 from contract.rules import ALERT_TYPES
 from contract.settings import Settings
+from machi.testkit.attack import MIXED_ALERTS, MIXED_RESIDENTS, check_correct, derivable, truth
+from machi.testkit.attack import write_city as _write_city
 
 JST = timezone(timedelta(hours=9))
 
@@ -38,47 +47,6 @@ KPI_OF = {RESIDENTS: "residents_monitored", TOTAL: "alerts_total"}
 
 def kpi_id(col: str) -> str:
     return KPI_OF.get(col, f"alerts_{col}")
-
-
-def write_city(influx: InfluxV1, residents: dict[str, int], alerts: dict) -> None:
-    """``residents`` wearables per site reporting in the tile; ``alerts`` (site, type) ->
-    episodes opened, spread over the tile (and one outside it, which must not count)."""
-    lines = []
-    for site, n in residents.items():
-        for i in range(n):
-            tags = {"device_id": f"{site}-w{i}", "site": site}
-            for h in (1, 13):
-                lines.append(
-                    line("wearable", tags, {"heart_rate_bpm": 70.0, "seq": h}, MS0 + h * HOUR)
-                )
-    for (site, typ), n in alerts.items():
-        for i in range(n):
-            tags = {"device_id": f"{site}-w{i % residents[site]}", "site": site, "type": typ}
-            t = MS0 + (i * 37 % 23 + 0.5) * HOUR
-            lines.append(
-                line(
-                    "care_alert",
-                    tags,
-                    {"state": "open", "value": 1.0, "episode_ms": int(t)},
-                    int(t),
-                )
-            )
-            lines.append(
-                line(
-                    "care_alert",
-                    tags,
-                    {"state": "closed", "value": 1.0, "episode_ms": int(t)},
-                    int(t) + 60_000,
-                )
-            )
-    # The next day: must stay out of the tile's figures.
-    late = MS0 + 25 * HOUR
-    tags = {"device_id": "x", "site": next(iter(residents)), "type": "fall"}
-    lines.append(
-        line("care_alert", tags, {"state": "open", "value": 1.0, "episode_ms": late}, late)
-    )
-    r = influx.write_lines("\n".join(lines).encode())
-    assert r.status_code == 204, r.text
 
 
 def api_client(
@@ -111,63 +79,8 @@ def published(client: TestClient, rows: list[str], key: str = PUBLIC, **window: 
     return out
 
 
-def relations(sites: list[str]) -> list[tuple]:
-    return CareTable({s: 1 for s in sites} | {CITY: 1}).relations()
-
-
-def derivable(pub: dict, sites: list[str]) -> set:
-    """Cells not published as a number that the linear relations (city = sum of sites,
-    total = sum of types) pin to one value, given every published number: Gaussian
-    elimination over the rationals."""
-    unknown = sorted(
-        c for c, v in pub.items() if not isinstance(v, float | int) or isinstance(v, bool)
-    )
-    idx = {c: i for i, c in enumerate(unknown)}
-    rows: list[list[Fraction]] = []
-    for total, parts in relations(sites):
-        vec = [Fraction(0)] * len(unknown)
-        for cell, coef in [(total, -1), *((p, 1) for p in parts)]:
-            if cell in idx:
-                vec[idx[cell]] += coef
-        if any(vec):
-            rows.append(vec)
-    basis: list[tuple[int, list[Fraction]]] = []  # (pivot, row), reduced
-    for vec in rows:
-        for piv, b in basis:
-            if vec[piv]:
-                f = vec[piv] / b[piv]
-                vec = [x - f * y for x, y in zip(vec, b, strict=True)]
-        piv = next((i for i, x in enumerate(vec) if x), None)
-        if piv is not None:
-            basis.append((piv, vec))
-    found = set()
-    for cell, i in idx.items():
-        e = [Fraction(int(j == i)) for j in range(len(unknown))]
-        for piv, b in sorted(basis):
-            if e[piv]:
-                f = e[piv] / b[piv]
-                e = [x - f * y for x, y in zip(e, b, strict=True)]
-        # Reduce fully (basis rows are not in RREF): repeat until stable.
-        for _ in range(len(basis)):
-            for piv, b in basis:
-                if e[piv]:
-                    f = e[piv] / b[piv]
-                    e = [x - f * y for x, y in zip(e, b, strict=True)]
-        if not any(e):
-            found.add(cell)
-    return found
-
-
-def truth(residents: dict[str, int], alerts: dict) -> dict:
-    return CareTable({**residents, CITY: sum(residents.values())}, alerts).cells()
-
-
-def check_correct(pub: dict, true: dict) -> None:
-    for cell, v in pub.items():
-        if isinstance(v, tuple):
-            assert v[0] <= true[cell] <= v[1], cell
-        elif v is not None:
-            assert v == true[cell], (cell, v, true[cell])
+def write_city(influx: InfluxV1, residents: dict[str, int], alerts: dict) -> None:
+    _write_city(influx, residents, alerts, MS0)
 
 
 def test_the_probe_city_minus_kuji_no_longer_gives_taga(
@@ -196,14 +109,7 @@ def test_no_suppressed_figure_is_derivable_and_published_ones_are_exact(
 ) -> None:
     """A larger city with big and small counts: every hidden or ranged cell stays
     undetermined by city = sum of sites and total = sum of types."""
-    residents = {"hama": 40, "kuji": 12, "minato": 25, "taga": 4, "yama": 11}
-    alerts = {
-        ("hama", "hr_high"): 30, ("hama", "fall"): 12, ("hama", "spo2_low"): 3,
-        ("kuji", "hr_high"): 11, ("kuji", "fall"): 2,
-        ("minato", "hr_high"): 15, ("minato", "hr_low"): 10, ("minato", "fall"): 10,
-        ("taga", "fall"): 1, ("taga", "hr_high"): 2,
-        ("yama", "hr_high"): 13,
-    }  # fmt: skip
+    residents, alerts = MIXED_RESIDENTS, MIXED_ALERTS
     write_city(influx, residents, alerts)
     true = truth(residents, alerts)
     sites = sorted(residents)
@@ -327,3 +233,46 @@ def test_the_attack_check_finds_what_single_cell_suppression_leaks() -> None:
     pub = {c: float(v) for c, v in table.cells().items()}
     pub[("kuji", "fall")] = (0, 9)
     assert ("kuji", "fall") in derivable(pub, ["kuji", "taga"])
+
+
+def _hidden_rows(prot: Protected, rows: list[str]) -> set[str]:
+    return {r for r in rows if (r, RESIDENTS) in prot.hidden}
+
+
+@pytest.mark.parametrize(
+    ("residents", "hidden"),
+    [
+        # a (4) is under k; b, c and d published would give city - b - c - d = a (one
+        # site, 4 people): the smallest published site (c, 11) goes with it.
+        ({"a": 4, "b": 12, "c": 11, "d": 30}, {"a", "c"}),
+        # a + b + c = 9 < 10: three small sites together are still fewer than k people,
+        # so d goes too (the city then reveals only all 49 together).
+        ({"a": 3, "b": 3, "c": 3, "d": 40}, {"a", "b", "c", "d"}),
+        # Nothing left to hide but the city: a city of 9 shows nothing at all.
+        ({"a": 6, "b": 3}, {"a", "b", CITY}),
+        # Two small sites that hold k together need nobody else.
+        ({"a": 6, "b": 5, "c": 30}, {"a", "b"}),
+    ],
+)
+def test_suppressed_sites_together_hold_at_least_k_residents(
+    residents: dict[str, int], hidden: set[str]
+) -> None:
+    table = CareTable({**residents, CITY: sum(residents.values())})
+    prot = protect(table, 10, 10)
+    assert _hidden_rows(prot, [*residents, CITY]) == hidden
+    group = [r for r in hidden - {CITY} if residents[r] >= 10]
+    for r in group:
+        assert "together hold fewer than k=10" in prot.reasons[(r, RESIDENTS)]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_hidden_remainder_of_the_city_is_never_a_small_group(seed: int) -> None:
+    rng = random.Random(1000 + seed)
+    residents = {f"s{i}": rng.choice([0, 1, 3, 4, 6, 9, 11, 15, 40]) for i in range(6)}
+    table = CareTable({**residents, CITY: sum(residents.values())})
+    for k in (5, 10):
+        prot = protect(table, k, 10)
+        hidden = _hidden_rows(prot, list(residents))
+        if (CITY, RESIDENTS) not in prot.hidden and hidden:
+            # city minus the published sites = the hidden sites, together: >= k people.
+            assert sum(residents[s] for s in hidden) >= k, (seed, k, hidden)
