@@ -54,13 +54,14 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        if api.refresher is not None:
-            api.refresher.start()
+        background = [t for t in (api.refresher, api.care_publisher) if t is not None]
+        for task in background:
+            task.start()
         try:
             yield
         finally:
-            if api.refresher is not None:
-                api.refresher.stop()
+            for task in background:
+                task.stop()
             api.alert_store.close()
 
     app = FastAPI(

@@ -18,6 +18,7 @@ from typing import Any, cast
 from api import interp, rollups
 from api.cache import TtlCache
 from api.config import KpiConfig
+from api.dp import DpRelease
 from api.green import GreenPlan, interpolate, per_meter, swap_fixed
 from contract.disclosure import CITY, COLUMNS, RESIDENTS, TOTAL, CareTable, Policy, protect
 from contract.events import ALERT_STATE, ALERT_TYPES, BUS_ARRIVAL, CARE_ALERT, INGEST_STATS
@@ -144,6 +145,8 @@ class KpiEngine:
         # One table serves the city and every site of a window (the refresher asks for all).
         self._care_tables = TtlCache(care_table_ttl_s, max_entries=64)
         self.use_rollups = use_rollups
+        #: Differentially private public care counts (api.dp), when configured.
+        self.dp: DpRelease | None = None
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)  # tests move it
         self.last_query = ""
         self._rollup_start: tuple[float, datetime | None] = (0.0, None)
@@ -154,12 +157,15 @@ class KpiEngine:
             "platform": self.platform,
         }
 
-    def theme(self, name: str, window: Window, public: bool = True) -> ThemeResult:
-        """One theme's KPIs; ``public`` False gives care figures at the care scope's k."""
+    def theme(
+        self, name: str, window: Window, public: bool = True, policy: Policy | None = None
+    ) -> ThemeResult:
+        """One theme's KPIs; ``public`` False gives care figures at the care scope's k;
+        ``policy`` replaces the engine's disclosure policy for care (the residents' page)."""
         if name not in self._themes:
             raise ValueError(f"theme {name!r} is not one of {', '.join(THEMES)}")
         if name == "care":
-            return self.care(window, public)
+            return self.care(window, public, policy)
         return self._themes[name](window)
 
     # -- rollups --------------------------------------------------------------------
@@ -346,13 +352,15 @@ class KpiEngine:
         self._care_tables.get_or_compute(key, lambda: table)
         return table, res[3:]
 
-    def care(self, w: Window, public: bool = True) -> ThemeResult:
+    def care(self, w: Window, public: bool = True, policy: Policy | None = None) -> ThemeResult:
         """Care KPIs of one row (``w.site`` or the city) after disclosure control.
 
         ``public`` callers get k_public, small counts as ranges and only grid windows
         (another window is answered fully suppressed; the routes answer 422 instead).
         """
-        policy = self.policy
+        policy = policy or self.policy
+        if public and self.dp is not None and policy.on_grid(w.start, w.end):
+            return self._care_private(w, self.dp)
         row = w.site or CITY
         known = 0.0
         if public and not policy.on_grid(w.start, w.end):
@@ -363,10 +371,7 @@ class KpiEngine:
             known = self.scalar(res[0], column=0) or 0.0
         kpis: list[Kpi] = []
         for col in COLUMNS:
-            kid = {RESIDENTS: "residents_monitored", TOTAL: "alerts_total"}.get(
-                col, f"alerts_{col}"
-            )
-            kpi = self._kpi(w, kid, None, *_CARE_META[col])
+            kpi = self._kpi(w, CARE_KPI_ID[col], None, *_CARE_META[col])
             if prot is None:
                 kpi.suppressed, kpi.note = True, "suppressed: not a public care window"
             else:
@@ -377,6 +382,9 @@ class KpiEngine:
                     kpi.note = prot.reasons[(row, col)]
                 elif (row, col) in prot.hidden:
                     kpi.suppressed, kpi.note = True, prot.reasons[(row, col)]
+                elif value is None:  # a site with no resident in the window: 0 < k
+                    kpi.suppressed = True
+                    kpi.note = f"suppressed: fewer than k={policy.k(public)} residents"
             kpis.append(kpi)
         residents = kpis[0]
         pct = self._kpi(
@@ -410,6 +418,40 @@ class KpiEngine:
                     f"alert counts under {policy.small_count} are given as a range, not a value"
                 )
         return ThemeResult("care", iso(w.start), iso(w.end), w.site, kpis, notes)
+
+    def _care_private(self, w: Window, dp: DpRelease) -> ThemeResult:
+        """Public care KPIs of a grid tile from its differentially private release."""
+        row = w.site or CITY
+        released = dp.values(w.start, w.end, self.clock())
+        known = self.scalar(self.run([_known_devices("wearable", w.site)])[0], column=0) or 0.0
+        kpis: list[Kpi] = []
+        for col in COLUMNS:
+            kpi = self._kpi(w, CARE_KPI_ID[col], None, *_CARE_META[col])
+            if released is None:
+                kpi.suppressed = True
+                kpi.note = (
+                    "withheld until the tile's differentially private release at "
+                    f"{iso(dp.ready_at(w.end))}"
+                )
+            elif (row, col) in released:
+                kpi.value = float(released[(row, col)])
+            else:  # a district that had no telemetry yet when the tile was released
+                kpi.suppressed, kpi.note = True, "not in this tile's private release"
+            kpis.append(kpi)
+        residents = kpis[0].value
+        pct = self._kpi(
+            w,
+            "wearables_reporting_pct",
+            None if residents is None else _pct(min(residents, known), known),
+            "%",
+            "Wearables with a reading in the window (differentially private) / wearables "
+            "known to the database",
+        )
+        pct.suppressed = residents is None
+        ack = self._kpi(w, "alerts_ack_p90_s", None, "s", _ACK_DEFINITION)
+        ack.suppressed, ack.note = True, "not published under differential privacy"
+        kpis += [pct, ack]
+        return ThemeResult("care", iso(w.start), iso(w.end), w.site, kpis, [dp.policy.note()])
 
     def alerts_ack_p90(self, w: Window, k: int | None = None) -> Kpi:
         """``alerts_ack_p90_s`` from ``alert_state`` (written by ``machi alerts run``): care
@@ -551,6 +593,11 @@ _ACK_DEFINITION = (
     "opened in the window (acknowledged ones)"
 )
 
+#: The KPI id of each care-table column.
+CARE_KPI_ID = {
+    col: {RESIDENTS: "residents_monitored", TOTAL: "alerts_total"}.get(col, f"alerts_{col}")
+    for col in COLUMNS
+}
 #: (unit, definition) of each care column.
 _CARE_META: dict[str, tuple[str, str]] = {
     RESIDENTS: ("residents", "Distinct wearables with at least one reading in the window"),

@@ -19,8 +19,10 @@ from api.alert_store import AlertStoreHandle
 from api.audit import AuditLog
 from api.auth import ANONYMOUS, KeyStore, Principal
 from api.cache import TtlCache
+from api.care_publish import CarePublisher
 from api.config import ApiConfig, KpiConfig
 from api.disclosure_options import DisclosureOptions
+from api.dp import DpRelease
 from api.kpis import KpiEngine, Window, iso
 from api.quota import Quota, QuotaOptions
 from api.refresh import Refresher
@@ -51,7 +53,8 @@ class Api:
         self.alert_store = AlertStoreHandle(alerts_db)
         self.cfg = cfg
         self.influx = InfluxV1.from_settings(settings, timeout=10.0)
-        policy = (disclosure or DisclosureOptions()).policy(kpi_cfg.care_k)
+        disclosure = disclosure or DisclosureOptions()
+        policy = disclosure.policy(kpi_cfg.care_k)
         self.engine = KpiEngine(
             self.influx, kpi_cfg, policy=policy, care_table_ttl_s=cfg.cache_ttl_s
         )
@@ -61,6 +64,14 @@ class Api:
         # Started with the app (lifespan), so a bare TestClient(app) runs without it.
         self.refresher = (
             Refresher(self.engine, self.site_ids, cfg.refresh_s) if cfg.refresh_s > 0 else None
+        )
+        dp = disclosure.dp()
+        if dp is not None:
+            self.engine.dp = DpRelease(self.influx, dp, self.site_ids)
+        self.care_publisher = (
+            CarePublisher(self.engine, disclosure.care_publish_s, disclosure.care_publish_tiles)
+            if disclosure.care_publish_s > 0
+            else None
         )
         self.portal: Any = None  # the residents' page (api/routes/public.py), once built
         self.registry = CollectorRegistry()

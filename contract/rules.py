@@ -20,12 +20,14 @@ __all__ = [
     "ALL_ALERT_TYPES",
     "DEVICE_ALERT_TYPES",
     "PRIORITIES",
+    "CARE_DP",
     "CARE_K_DEFAULT",
+    "CARE_PUBLISHED",
+    "CARE_PUBLISHED_MEANS",
     "CARE_K_MIN",
     "KINDS",
     "ON_TIME_EARLY_S",
     "ON_TIME_LATE_S",
-    "PUBLIC_CARE_K",
     "SOURCE_TYPES",
     "THEMES",
     "SourceType",
@@ -61,14 +63,11 @@ ALERT_PRIORITIES: Final[dict[str, str]] = {
 #: k-anonymity threshold of care figures: a value over fewer than k residents is
 #: suppressed. CARE_K_DEFAULT is the public scope's k; the care scope may be given a
 #: lower one, never below CARE_K_MIN (a figure over fewer residents can single out one
-#: household). The other disclosure rules are in contract.disclosure.
+#: household). The residents' page and its open data never go below CARE_K_DEFAULT,
+#: whatever the API's own public k. The other disclosure rules are in contract.disclosure.
 CARE_K_DEFAULT: Final = 10
 CARE_K_MIN: Final = 5
 
-#: The k every care figure on the residents' page and in the open data respects, whatever
-#: the API's own k: the public disclosure floor ("-" under 10, as Japanese hospital
-#: statistics print it). The portal enforces it on its own, after the API's suppression.
-PUBLIC_CARE_K: Final = 10
 
 #: A stop arrival is on time from ON_TIME_EARLY_S early to ON_TIME_LATE_S late (seconds).
 ON_TIME_EARLY_S: Final = 60
@@ -103,6 +102,22 @@ SOURCE_TYPES: Final[dict[str, SourceType]] = {
     "ble_gateway_serial": SourceType("wearable", multi_device=True),
     "ble_gateway_mqtt": SourceType("wearable", multi_device=True),
 }
+
+#: Care figures after disclosure control (``contract.disclosure``, the public policy), one
+#: point per public grid tile and row, stamped at the tile's start: written by the API's
+#: care publisher, read by the Grafana care boards, so that no board reads raw care data.
+#: Tag ``site`` (the city row: ``contract.disclosure.CITY``); per care-table column an
+#: integer field when published as a number and a text field ``<column>_shown`` ("12",
+#: "0-9" for a range, "-" withheld); the per-resident means below where the row's residents
+#: are published; ``k`` and ``grid_h``, the policy applied.
+CARE_PUBLISHED: Final = "care_published"
+CARE_PUBLISHED_MEANS: Final = ("heart_rate_bpm", "spo2_pct", "skin_temp_c", "battery_pct")
+
+#: Differentially private public care counts (optional, ``MACHI_CARE_DP_EPSILON``): one
+#: release per public tile, written once by the API (``api/dp.py``) and read back by every
+#: later answer. Tag ``site`` (the city: ``*``); an integer per care-table column;
+#: ``epsilon`` and ``max_alerts``, the parameters of the release.
+CARE_DP: Final = "care_dp"
 
 #: The green rollups (written by the API's continuous queries, read by the API and by
 #: Grafana, so both count energy by one rule): retention policy, the per-site measurement

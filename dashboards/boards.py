@@ -14,15 +14,19 @@ from grafana_foundation_sdk.builders import stat as sb
 from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.models import dashboard as dm
 
-from contract.disclosure import SMALL_COUNT_DEFAULT
-from contract.rules import CARE_K_DEFAULT
+from contract.disclosure import RESIDENTS, TOTAL
+from contract.rules import CARE_PUBLISHED
 from dashboards import queries as q
 from dashboards.panels import base, stat, table, tag_variable, timeseries, title
 
-#: Minimum number of residents behind any care number on a shared board: the API's
-#: public k (contract.rules / contract.disclosure), and its small-count floor.
-DEFAULT_K = CARE_K_DEFAULT
-SMALL_COUNT = SMALL_COUNT_DEFAULT
+#: Why the shared care panels show what they show (descriptions of the boards).
+CARE_RULE = (
+    "Care figures are the API's published ones (the care publisher, api/care_publish.py): "
+    'one value per day (00:00 JST) per district and for the city ("*"), after the same '
+    "disclosure control as the public API: k residents, complementary suppression across "
+    'districts and alert types, small counts as ranges ("0-9"), "-" where withheld. '
+    "No panel reads raw care data."
+)
 
 
 @dataclass(frozen=True)
@@ -44,10 +48,10 @@ FOLDERS = (CITY, RESTRICTED)
 class Board:
     uid: str
     folder: Folder
-    make: Callable[[int], db.Dashboard]
+    make: Callable[[], db.Dashboard]
 
-    def build(self, k: int = DEFAULT_K) -> dm.Dashboard:
-        dashboard = self.make(k).build()
+    def build(self) -> dm.Dashboard:
+        dashboard = self.make().build()
         for i, panel in enumerate(dashboard.panels or [], start=1):
             panel.id_val = i  # stable ids: Grafana keys panel links and state on them
         return dashboard
@@ -75,25 +79,16 @@ def _energy_stats() -> list[sb.Panel]:
     ]
 
 
-def _residents_stat(k: int) -> sb.Panel:
-    return stat(
-        title("見守り対象者", "Residents monitored"),
-        q.residents_monitored(k),
-        "short",
-        calc="sum",
-        no_value=f"< {k}",
-    )
-
-
-def _care_alerts_stat(k: int, w: int = 6) -> sb.Panel:
-    return stat(
-        title("アラート（k以上）", f"Care alerts (k>={k})"),
-        q.care_alerts_by_type(k, SMALL_COUNT),
-        "short",
-        calc="sum",
-        no_value=f"< {k}",
-        w=w,
-    )
+def _care_stats(w: int = 6) -> list[sb.Panel]:
+    """The city's residents and alerts of the newest published day (text: a number, a
+    range or "-")."""
+    return [
+        stat(title(ja, en), q.care_newest(col), "none", text=True, w=w)
+        for ja, en, col in (
+            ("見守り対象者（市・最新日）", "Residents monitored (city, newest day)", RESIDENTS),
+            ("アラート（市・最新日）", "Care alerts (city, newest day)", TOTAL),
+        )
+    ]
 
 
 def _on_time_stat() -> sb.Panel:
@@ -117,13 +112,13 @@ def _ingest_stats() -> list[sb.Panel]:
     ]
 
 
-def overview(k: int) -> db.Dashboard:
+def overview() -> db.Dashboard:
     d = base(
         "machi-overview",
         title("街の概要", "City overview"),
         ["overview"],
-        "Headline KPIs of every theme for the selected sites. Care numbers follow the "
-        f"k={k} rule: values behind fewer than {k} residents are not shown.",
+        "Headline KPIs of every theme for the selected sites; the care stats are the "
+        "city's newest published day. " + CARE_RULE,
     ).with_variable(_site())
     d.with_variable(
         tag_variable("route", "路線 / Route", q.route_values()).hide(dm.VariableHide.HIDE_VARIABLE)
@@ -131,8 +126,7 @@ def overview(k: int) -> db.Dashboard:
     return _add(
         d,
         *_energy_stats(),
-        _residents_stat(k),
-        _care_alerts_stat(k),
+        *_care_stats(),
         _on_time_stat(),
         _active_vehicles_stat(),
         *_ingest_stats(),
@@ -140,7 +134,7 @@ def overview(k: int) -> db.Dashboard:
     )
 
 
-def green(k: int) -> db.Dashboard:
+def green() -> db.Dashboard:
     d = base(
         "machi-green",
         title("環境・エネルギー", "Green: energy"),
@@ -179,46 +173,57 @@ def green(k: int) -> db.Dashboard:
     )
 
 
-def care(k: int) -> db.Dashboard:
-    d = base(
-        "machi-care",
-        title("見守り（集計）", "Care: aggregates"),
-        ["care"],
-        f"Aggregates only. A value is shown only when at least k={k} residents contributed to "
-        f"it, and alert counts under {SMALL_COUNT} are not shown (enforced inside each InfluxQL "
-        "query). Published care figures come from the API, which also applies complementary "
-        "suppression and a fixed time grid. Per-resident views are on the restricted board.",
-    ).with_variable(_site("wearable"))
+def care() -> db.Dashboard:
+    d = (
+        base(
+            "machi-care",
+            title("見守り（集計）", "Care: aggregates"),
+            ["care"],
+            CARE_RULE + " Per-resident views are on the restricted board.",
+        )
+        .time("now-7d", "now")
+        .with_variable(_site(CARE_PUBLISHED))
+    )
     return _add(
         d,
-        _residents_stat(k),
-        _care_alerts_stat(k, w=18),
+        *_care_stats(w=12),
+        table(
+            title("日別・地区別（公表値）", "Per day and district (as published)"), q.care_table()
+        ),
         timeseries(
-            title("平均心拍数", "Mean heart rate"),
-            q.care_mean("heart_rate_bpm", k),
+            title("平均心拍数（日別）", "Mean heart rate (daily)"),
+            q.care_daily("heart_rate_bpm"),
             "none",
             alias="$tag_site",
         ),
         timeseries(
-            title("平均SpO2", "Mean SpO2"), q.care_mean("spo2_pct", k), "percent", alias="$tag_site"
+            title("平均SpO2（日別）", "Mean SpO2 (daily)"),
+            q.care_daily("spo2_pct"),
+            "percent",
+            alias="$tag_site",
         ),
         timeseries(
-            title("平均皮膚温", "Mean skin temperature"),
-            q.care_mean("skin_temp_c", k),
+            title("平均皮膚温（日別）", "Mean skin temperature (daily)"),
+            q.care_daily("skin_temp_c"),
             "celsius",
             alias="$tag_site",
         ),
         timeseries(
-            title("平均バッテリー", "Mean wearable battery"),
-            q.care_mean("battery_pct", k),
+            title("平均バッテリー（日別）", "Mean wearable battery (daily)"),
+            q.care_daily("battery_pct"),
             "percent",
             alias="$tag_site",
         ),
-        table(title("種類別アラート", "Alerts by type"), q.care_alerts_by_type(k, SMALL_COUNT)),
+        timeseries(
+            title("アラート件数（日別・公表値）", "Care alerts (daily, published numbers)"),
+            q.care_daily(TOTAL),
+            "short",
+            alias="$tag_site",
+        ),
     )
 
 
-def care_residents(k: int) -> db.Dashboard:
+def care_residents() -> db.Dashboard:
     d = base(
         "machi-care-residents",
         title("見守り（個人・制限）", "Care: residents (restricted)"),
@@ -245,7 +250,7 @@ def care_residents(k: int) -> db.Dashboard:
     )
 
 
-def transit(k: int) -> db.Dashboard:
+def transit() -> db.Dashboard:
     d = base(
         "machi-transit",
         title("交通", "Transit"),
@@ -287,7 +292,7 @@ def transit(k: int) -> db.Dashboard:
     )
 
 
-def fleet(k: int) -> db.Dashboard:
+def fleet() -> db.Dashboard:
     d = base(
         "machi-fleet",
         title("機器・取り込み状況", "Fleet & ingest health"),
@@ -331,7 +336,7 @@ def fleet(k: int) -> db.Dashboard:
     )
 
 
-def alerts(k: int) -> db.Dashboard:
+def alerts() -> db.Dashboard:
     d = base(
         "machi-alerts",
         title("アラート対応", "Alerts: response"),

@@ -19,7 +19,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e = sub.add_parser("export", help="regenerate dashboards/json/ from the code")
     e.add_argument("--out", type=Path, help="directory (default: the package's json/)")
     e.add_argument("--check", action="store_true", help="only report stale files; exit 1 if any")
-    add_options(e, DashboardOptions, only=["k"])
     e.set_defaults(func=_export)
 
     d = sub.add_parser("deploy", help="push datasource, folders and dashboards to Grafana")
@@ -32,7 +31,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     d.set_defaults(func=_deploy)
 
     v = sub.add_parser("verify", help="run every panel query against InfluxDB; fail on errors")
-    v.add_argument("--hours", type=float, default=24.0, help="time range to query (default 24)")
+    v.add_argument(
+        "--hours",
+        type=float,
+        help="time range to query, hours back from now (default: each board's own range)",
+    )
     v.add_argument("--require-rows", action="store_true", help="also fail on empty panels")
     add_options(v, DashboardOptions)
     v.set_defaults(func=_verify)
@@ -50,17 +53,13 @@ def _opts(cls: type[DashboardOptions], args: argparse.Namespace) -> DashboardOpt
 def _export(args: argparse.Namespace) -> int:
     from dashboards.export import JSON_DIR, export, stale
 
-    opts = _opts(DashboardOptions, args)
-    if opts is None:
-        return 0
     root = args.out or JSON_DIR
-    k = opts.k
     if args.check:
-        bad = stale(root, k)
+        bad = stale(root)
         for path in bad:
             print(f"stale: {path} (run `machi dashboards export`)", file=sys.stderr)
         return 1 if bad else 0
-    for path in export(root, k):
+    for path in export(root):
         print(f"wrote {path}")
     return 0
 
@@ -86,7 +85,7 @@ def _deploy(args: argparse.Namespace) -> int:
     url, user = opts.url, opts.user
     try:
         api = connect(url, token, (user, password) if user and password else None)
-        report = deploy(api, url, influx, opts.k, args.rotate_password)
+        report = deploy(api, url, influx, args.rotate_password)
     except DeployError as exc:
         print(f"machi dashboards deploy: {exc}", file=sys.stderr)
         return 1
@@ -107,8 +106,9 @@ def _verify(args: argparse.Namespace) -> int:
         return 0
     client = InfluxV1.from_settings(settings_of(opts))
     now = int(time.time() * 1000)
+    span = None if args.hours is None else (now - int(args.hours * 3_600_000), now)
     try:
-        results = run_all(client, now - int(args.hours * 3_600_000), now, opts.k)
+        results = run_all(client, *(span or (None, None)))
     finally:
         client.close()
     failed = 0

@@ -15,7 +15,7 @@ from typing import Any
 from grafana_client import GrafanaApi
 from grafana_client.client import GrafanaClientError, GrafanaException
 
-from dashboards.boards import BOARDS, DEFAULT_K, FOLDERS
+from dashboards.boards import BOARDS, FOLDERS
 from dashboards.export import board_json
 from dashboards.influxql import DATASOURCE_TYPE, DATASOURCE_UID
 
@@ -145,13 +145,15 @@ def deploy_folders(api: GrafanaApi, report: Report) -> None:
             report.add("folder", folder.uid, "unchanged")
 
 
-def deploy_dashboards(api: GrafanaApi, report: Report, k: int = DEFAULT_K) -> None:
+def deploy_dashboards(api: GrafanaApi, report: Report) -> None:
     for board in BOARDS:
-        desired = board_json(board, k)
+        desired = board_json(board)
         current = _get(api, f"/dashboards/uid/{board.uid}")
         if current is not None:
             stored = {
-                k_: v for k_, v in current.get("dashboard", {}).items() if k_ not in _SERVER_FIELDS
+                key: v
+                for key, v in current.get("dashboard", {}).items()
+                if key not in _SERVER_FIELDS
             }
             same_folder = current.get("meta", {}).get("folderUid") == board.folder.uid
             if stored == desired and same_folder:
@@ -193,7 +195,6 @@ def deploy(
     api: GrafanaApi,
     url: str,
     influx: InfluxTarget,
-    k: int = DEFAULT_K,
     rotate_password: bool = False,
 ) -> Report:
     """Deploy everything; raise :class:`DeployError` with the reason on failure."""
@@ -202,7 +203,7 @@ def deploy(
     try:
         deploy_datasource(api, influx, report, rotate_password)
         deploy_folders(api, report)
-        deploy_dashboards(api, report, k)
+        deploy_dashboards(api, report)
         find_unknown(api, report)
     except GrafanaException as exc:
         hint = ""

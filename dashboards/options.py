@@ -5,20 +5,14 @@ from __future__ import annotations
 from pydantic import SecretStr
 
 from contract.options import InfluxOptions, option
-from contract.rules import CARE_K_DEFAULT, CARE_K_MIN
 
 __all__ = ["DashboardOptions", "DeployOptions"]
 
 
 class DashboardOptions(InfluxOptions):
-    """Options every ``machi dashboards`` action takes."""
-
-    k: int = option(
-        CARE_K_DEFAULT,
-        env="MACHI_CARE_K",
-        ge=CARE_K_MIN,
-        help="care privacy threshold: minimum residents behind a shown value",
-    )
+    """Options every ``machi dashboards`` action that talks to InfluxDB takes. (No care
+    k here: the boards show the API's published care figures, protected by the API's
+    own policy, ``MACHI_CARE_K`` and friends.)"""
 
 
 class DeployOptions(DashboardOptions):

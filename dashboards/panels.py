@@ -76,13 +76,19 @@ def stat(
     alias: str | None = None,
     calc: str = "lastNotNull",
     no_value: str | None = None,
+    text: bool = False,
     w: int = 6,
     h: int = 5,
 ) -> sb.Panel:
+    """``text``: the value is a string field (Grafana's stat shows only numeric fields
+    unless its reduce options select the others too)."""
+    reduce = cb.ReduceDataOptions().calcs([calc]).values(False)
+    if text:
+        reduce = reduce.fields("/.*/")
     p = (
         _panel(sb.Panel(), name, query, w, h, alias)
         .unit(unit)
-        .reduce_options(cb.ReduceDataOptions().calcs([calc]).values(False))
+        .reduce_options(reduce)
         .graph_mode(cm.BigValueGraphMode.NONE)
     )
     return p.no_value(no_value) if no_value else p

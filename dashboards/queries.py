@@ -6,8 +6,8 @@ and joins them as ``(a|b)``). InfluxQL has no HAVING and no JOIN; the recurring 
 
 * per-device first, then across devices: an inner query ``GROUP BY "device_id"`` and an
   outer aggregate, so a meter with many readings does not weigh more than one with few;
-* HAVING through a subquery: the outer ``WHERE "residents" >= k`` filters the rows the
-  inner query produced (this is how the care k-threshold is enforced in the database);
+* care figures come only from the API's protected points (``CARE_PUBLISHED``), never
+  from raw care data;
 * a ratio of two counts through two raw sub-selects in one FROM, summed per interval.
 """
 
@@ -18,8 +18,10 @@ and joins them as ``(a|b)``). InfluxQL has no HAVING and no JOIN; the recurring 
 
 from __future__ import annotations
 
-from contract.influx import quote_ident
+from contract.disclosure import CITY, COLUMNS
+from contract.influx import quote_ident, quote_str
 from contract.rules import (
+    CARE_PUBLISHED,
     ON_TIME_EARLY_S,
     ON_TIME_LATE_S,
     ROLLUP_FIELDS,
@@ -50,9 +52,11 @@ def _per_interval(select: str, measurement: str, tag: str, where: str = "") -> s
 
 
 def site_values(measurement: str | None = None) -> str:
-    """Sites of ``measurement``, or of every measurement."""
-    source = f"FROM {quote_ident(measurement)} " if measurement else ""
-    return f'SHOW TAG VALUES {source}WITH KEY = "site"'
+    """Sites of ``measurement``, or of the meters and buses (not every measurement: the
+    care publisher's city row is ``*``, and shared boards list no sites from raw care
+    data)."""
+    names = [measurement] if measurement else ["energy_meter", "bus"]
+    return f'SHOW TAG VALUES FROM {", ".join(map(quote_ident, names))} WITH KEY = "site"'
 
 
 def route_values() -> str:
@@ -120,56 +124,39 @@ def meters_reporting() -> str:
     return f'SELECT count("p") AS "meters" FROM ({inner})'
 
 
-# --- care: aggregates gated by k ----------------------------------------------------
-# The thresholds come from contract.disclosure (the one definition, shared with the API).
-# What InfluxQL cannot do, and the boards therefore do not: complementary suppression
-# across sites and types, and the API's fixed public time grid (docs/security.md).
+# --- care: the API's protected figures only ---------------------------------------
+# Grafana cannot apply complementary suppression or a fixed time grid (a viewer picks any
+# site subset and range), so no shared board reads raw care data: the API's care
+# publisher (api/care_publish.py) writes each public tile's figures after disclosure
+# control into CARE_PUBLISHED, and these queries only select those points.
+
+_PUB = quote_ident(CARE_PUBLISHED)
+_CITY_ROW = f'"site" = {quote_str(CITY)}'
+#: How far back the "newest published tile" stats look (a month of daily tiles).
+NEWEST = "time > now() - 32d"
 
 
-def residents_monitored(k: int) -> str:
-    """Distinct wearables that reported in the range, per site, only where >= k (as the
-    API: a site's resident count under k is itself suppressed)."""
-    inner = (
-        f'SELECT last("seq") AS "s" FROM "wearable" WHERE {TF} AND {SITE} '
-        'GROUP BY "device_id", "site"'
-    )
-    per_site = f'SELECT count("s") AS "residents" FROM ({inner}) GROUP BY "site"'
-    return f'SELECT "residents" FROM ({per_site}) WHERE "residents" >= {int(k)} GROUP BY "site"'
-
-
-def care_mean(field: str, k: int, interval: str = IV) -> str:
-    """Mean of per-resident means per site, only where >= k residents contributed.
-
-    The inner query gives one row per resident per interval; the middle one averages
-    them and counts the residents; the outer WHERE drops rows with fewer than k.
-    """
-    per_resident = (
-        f'SELECT mean({quote_ident(field)}) AS "v" FROM "wearable" WHERE {TF} AND {SITE} '
-        f'GROUP BY {interval}, "device_id", "site"'
-    )
-    per_site = (
-        f'SELECT mean("v") AS "value", count("v") AS "residents" FROM ({per_resident}) '
-        f'WHERE {TF} GROUP BY {interval}, "site"'
-    )
-    return f'SELECT "value" FROM ({per_site}) WHERE "residents" >= {int(k)} GROUP BY "site"'
-
-
-def care_alerts_by_type(k: int, small_count: int) -> str:
-    """Alert episodes opened per type, shown only when >= k residents had that type and
-    the count is at least ``small_count`` (contract.disclosure's small-count rule; Grafana
-    cannot print a range, so a small count shows as no value)."""
-    per_resident = (
-        f'SELECT count("value") AS "n" FROM "care_alert" WHERE {TF} AND {SITE} '
-        """AND "state" = 'open' GROUP BY "device_id", "type\""""
-    )
-    per_type = (
-        f'SELECT sum("n") AS "alerts", count("n") AS "residents" FROM ({per_resident}) '
-        'GROUP BY "type"'
-    )
+def care_newest(column: str) -> str:
+    """The city's figure of the newest published tile, as the text a reader may see
+    ("15", a range "0-9", or "-" when withheld)."""
+    shown = quote_ident(f"{column}_shown")
     return (
-        f'SELECT "alerts" FROM ({per_type}) WHERE "residents" >= {int(k)} '
-        f'AND "alerts" >= {int(small_count)} GROUP BY "type"'
+        f"SELECT last({shown}) AS {quote_ident(column)} FROM {_PUB} WHERE {NEWEST} AND {_CITY_ROW}"
     )
+
+
+def care_daily(field: str) -> str:
+    """One point per published tile and selected row (sites, and the city as ``*``):
+    a number only where disclosure control published it."""
+    return (
+        f'SELECT {quote_ident(field)} AS "value" FROM {_PUB} WHERE {TF} AND {SITE} GROUP BY "site"'
+    )
+
+
+def care_table() -> str:
+    """Every published cell of the selected rows per tile, as readers may see it."""
+    cols = ", ".join(f"{quote_ident(c + '_shown')} AS {quote_ident(c)}" for c in COLUMNS)
+    return f'SELECT {cols}, "k" FROM {_PUB} WHERE {TF} AND {SITE} GROUP BY "site"'
 
 
 # --- care: per resident (restricted board only) -------------------------------------

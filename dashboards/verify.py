@@ -6,13 +6,14 @@ the tests use it against a real influxd filled with demo data.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from contract.influx import InfluxError, InfluxV1
 from contract.rules import ROLLUP_RP
-from dashboards.boards import BOARDS, DEFAULT_K, Board
+from dashboards.boards import BOARDS, Board
 from dashboards.export import board_json
 from dashboards.macros import Context, expand
 
@@ -66,16 +67,29 @@ def count_rows(series: Sequence[Mapping[str, Any]]) -> int:
     return n
 
 
+_UNITS_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def default_range(data: Mapping[str, Any], now_ms: int) -> tuple[int, int]:
+    """The board's own default time range (``now-24h`` .. ``now``), in ms."""
+    spec = str(data.get("time", {}).get("from", "now-24h"))
+    n, unit = spec.removeprefix("now-")[:-1], spec[-1]
+    return now_ms - int(float(n) * _UNITS_MS[unit]), now_ms
+
+
 def run_board(
     client: InfluxV1,
     board: Board,
-    from_ms: int,
-    to_ms: int,
+    from_ms: int | None = None,
+    to_ms: int | None = None,
     variables: Mapping[str, Sequence[str]] | None = None,
-    k: int = DEFAULT_K,
 ) -> list[PanelResult]:
-    """Run one board's queries; ``variables`` overrides the "All" selection per name."""
-    data = board_json(board, k)
+    """Run one board's queries over ``[from_ms, to_ms]`` (default: the board's own default
+    range, e.g. 7 days for the daily care figures); ``variables`` overrides the "All"
+    selection per name."""
+    data = board_json(board)
+    if from_ms is None or to_ms is None:
+        from_ms, to_ms = default_range(data, int(time.time() * 1000))
     selected: dict[str, Sequence[str]] = dict(resolve_all(client, data, from_ms, to_ms))
     selected.update(variables or {})
     ctx = Context(from_ms, to_ms, selected)
@@ -92,5 +106,7 @@ def run_board(
     return out
 
 
-def run_all(client: InfluxV1, from_ms: int, to_ms: int, k: int = DEFAULT_K) -> list[PanelResult]:
-    return [r for b in BOARDS for r in run_board(client, b, from_ms, to_ms, k=k)]
+def run_all(
+    client: InfluxV1, from_ms: int | None = None, to_ms: int | None = None
+) -> list[PanelResult]:
+    return [r for b in BOARDS for r in run_board(client, b, from_ms, to_ms)]

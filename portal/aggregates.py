@@ -5,18 +5,13 @@ site)`` callable the API hands over: ``KpiEngine.theme``), over whole local days
 whole Monday-to-Monday weeks in Asia/Tokyo. The page, the CSV/JSON files and
 ``/v1/kpis/{theme}?start=..&end=..`` for the same period therefore give the same number.
 
-Care figures get the public disclosure rules on top of the API's own:
-
-- a cell (district x period) over fewer than ``PUBLIC_CARE_K`` residents is suppressed;
-- complementary suppression: when the suppressed districts of a period hold fewer than
-  k residents together (so the city total minus the published districts would reveal
-  them), the next smallest published district is suppressed too, and the city total
-  when nothing is left;
-- a week is suppressed when any of its days is (week minus six days is one day);
-- only complete periods are published (a growing "today" could be differenced).
-
-These rules run to a fixed point, so no suppressed cell can be derived from published
-ones by subtraction within what the portal publishes.
+Care figures are the API's public answers: ``contract.disclosure`` (k, the group rule,
+complementary suppression across districts and alert types, small counts, the fixed
+public grid) has already been applied by the ``compute`` the API hands over, with the
+public k raised to at least ``contract.rules.CARE_K_DEFAULT`` for this page. The portal
+adds one rule of its own: care figures of a period that is not over yet are not
+published (a growing "today" could be differenced between snapshots). A period off the
+public grid (a week, under the default daily grid) comes back fully suppressed.
 """
 
 from __future__ import annotations
@@ -32,7 +27,6 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from contract.periodic import Periodic
-from contract.rules import PUBLIC_CARE_K
 from portal.strings import THEMES_PUBLIC, theme_kpis
 
 __all__ = [
@@ -201,17 +195,13 @@ class Builder:
         days: int,
         weeks: int,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        k: int = PUBLIC_CARE_K,
         recheck: timedelta = timedelta(minutes=30),
     ) -> None:
-        if k < PUBLIC_CARE_K:
-            raise ValueError(f"the public care k cannot go below {PUBLIC_CARE_K}")
         self.compute = compute
         self.sites = sites
         self.days = days
         self.weeks = weeks
         self.clock = clock
-        self.k = k
         self.recheck = recheck
         self._final: dict[tuple[str, datetime, datetime, str | None], tuple[datetime, dict]] = {}
 
@@ -233,92 +223,24 @@ class Builder:
         sites = self.sites()
         days = day_periods(now, self.days)
         weeks = week_periods(now, self.weeks)
-        # Care suppression must see every day of every published week.
-        care_days = day_periods(
-            now, max(self.days, (now.astimezone(TZ).date() - weeks[0].first).days + 1)
-        )
         cells: dict[CellKey, Cell] = {}
         for theme in THEMES_PUBLIC:
-            for p in (care_days if theme == "care" else days) + weeks:
+            for p in days + weeks:
                 for s in [None, *sites]:
-                    cells[(theme, p.kind, p.label, s)] = self._answer(theme, p, s, now)
-        self._protect_care(cells, sites, care_days, weeks, now)
-        published = {d.label for d in days}
-        for key in [k for k in cells if k[0] == "care" and k[1] == "day" and k[2] not in published]:
-            del cells[key]
+                    cell = self._answer(theme, p, s, now)
+                    if theme == "care":
+                        # Withheld by the API's disclosure control, or not over yet.
+                        cell.suppressed = cell.values.get("residents_monitored") is None
+                        cell.pending = not p.complete(now)
+                    cells[(theme, p.kind, p.label, s)] = cell
         live = {
             (t, p.start, p.end, s)
             for t in THEMES_PUBLIC
-            for p in care_days + weeks
+            for p in days + weeks
             for s in [None, *sites]
         }
         self._final = {k: v for k, v in self._final.items() if k in live}
         return Snapshot(now, sites, days, weeks, cells)
-
-    # -- disclosure control ---------------------------------------------------------
-
-    def _protect_care(
-        self,
-        cells: dict[CellKey, Cell],
-        sites: list[str],
-        days: list[Period],
-        weeks: list[Period],
-        now: datetime,
-    ) -> None:
-        def residents(c: Cell) -> float | None:
-            return c.values.get("residents_monitored")
-
-        periods = days + weeks
-        for p in periods:
-            for s in [None, *sites]:
-                c = cells[("care", p.kind, p.label, s)]
-                if not p.complete(now):
-                    c.pending = True
-                r = residents(c)
-                if r is None or r < self.k:
-                    c.suppressed = True
-        changed = True
-        while changed:
-            changed = False
-            for p in periods:
-                changed |= self._complement_sites(cells, p, sites, residents)
-            for w in weeks:
-                for s in [None, *sites]:
-                    wc = cells[("care", "week", w.label, s)]
-                    if wc.suppressed:
-                        continue
-                    in_week = [d for d in days if w.start <= d.start < w.end]
-                    if any(cells[("care", "day", d.label, s)].suppressed for d in in_week):
-                        wc.suppressed = changed = True
-
-    def _complement_sites(
-        self,
-        cells: dict[CellKey, Cell],
-        p: Period,
-        sites: list[str],
-        residents: Callable[[Cell], float | None],
-    ) -> bool:
-        city = cells[("care", p.kind, p.label, None)]
-        if city.suppressed:
-            changed = False
-            for s in sites:  # every district holds no more residents than the city
-                c = cells[("care", p.kind, p.label, s)]
-                changed |= not c.suppressed
-                c.suppressed = True
-            return changed
-        total = residents(city) or 0.0
-        changed = False
-        while True:
-            shown = [cells[("care", p.kind, p.label, s)] for s in sites]
-            published = [c for c in shown if not c.suppressed]
-            hidden = total - sum(residents(c) or 0.0 for c in published)
-            if len(published) == len(shown) or hidden >= self.k:
-                return changed
-            if not published:
-                city.suppressed = True
-                return True
-            smallest = min(published, key=lambda c: residents(c) or 0.0)
-            smallest.suppressed = changed = True
 
 
 class Refresher(Periodic):

@@ -21,6 +21,7 @@ from fastapi.responses import RedirectResponse
 from api.auth import Principal
 from api.kpis import Window
 from api.state import Api
+from contract.rules import CARE_K_DEFAULT
 from portal.aggregates import Snapshot
 from portal.feedback import STATUSES
 from portal.opendata import catalog, dictionary_csv, dictionary_rows, table_csv, table_json
@@ -67,8 +68,12 @@ def _cached(
 
 
 def build(api: Api, opts: PortalOptions | None = None) -> APIRouter:
+    # The residents' page never publishes care figures under the public default k, even
+    # where a deployment lowered MACHI_CARE_K for its API.
+    page_policy = api.engine.policy.at_least(CARE_K_DEFAULT)
+
     def compute(theme: str, start: datetime, end: datetime, site: str | None) -> dict[str, Any]:
-        return api.engine.theme(theme, Window(start, end, site)).as_dict()
+        return api.engine.theme(theme, Window(start, end, site), policy=page_policy).as_dict()
 
     portal = Portal(opts or PortalOptions(), compute, api.site_ids, api.registry)
     api.portal = portal  # reachable from the app (tests read its snapshot)

@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 import pytest
 
 from api import rollups
+from api.care_publish import publish_tile
+from api.kpis import KpiEngine
 from contract.influx import InfluxV1
 from machi.servers import Influxd
 from tests.dashboards.demo_data import Demo, demo
@@ -29,5 +31,10 @@ def demo_db(influxd: Influxd) -> Iterator[tuple[InfluxV1, Demo]]:
     # The green panels read the API's rollups, as `machi api` keeps them.
     rollups.setup(client)
     rollups.run(client, ms(data.start_ms), ms(data.end_ms + 60_000))
+    # The care panels read the API's published tiles, as its care publisher writes them
+    # (here for the tile holding the demo data, complete or not).
+    engine = KpiEngine(client)
+    for t in {engine.policy.tile(ms(data.start_ms)), engine.policy.tile(ms(data.end_ms))}:
+        publish_tile(engine, *t)
     yield client, data
     client.close()

@@ -11,10 +11,12 @@ import pytest
 from api import rollups
 from api.config import KpiConfig
 from api.kpis import KpiEngine, Window
+from contract.disclosure import CITY, COLUMNS, RESIDENTS, Policy
 from contract.influx import InfluxV1
 from contract.lineprotocol import line
+from contract.rules import CARE_K_DEFAULT as DEFAULT_K
 from dashboards import queries as q
-from dashboards.boards import BOARDS, DEFAULT_K, SMALL_COUNT
+from dashboards.boards import BOARDS
 from dashboards.macros import Context, expand
 from dashboards.verify import run_all, run_board
 from tests.dashboards.demo_data import (
@@ -23,7 +25,6 @@ from tests.dashboards.demo_data import (
     SMALL_SITE,
     Demo,
     expected_import_kwh,
-    expected_mean_hr,
 )
 
 pytestmark = pytest.mark.integration
@@ -42,7 +43,8 @@ def _rows(client: InfluxV1, demo: Demo, query: str, **variables: list[str]) -> l
 
 def test_every_panel_returns_rows_with_all_selected(demo_db: tuple[InfluxV1, Demo]) -> None:
     client, demo = demo_db
-    results = run_all(client, demo.start_ms, demo.end_ms)
+    # From the start of the demo's care tile: the care panels show one point per tile.
+    results = run_all(client, min(demo.start_ms, _tile_ms(demo)), demo.end_ms)
     assert len(results) >= 40
     errors = [(r.board, r.panel, r.error) for r in results if r.error]
     assert errors == []
@@ -79,35 +81,32 @@ def test_peak_demand_is_kwh_per_slot_times_two(demo_db: tuple[InfluxV1, Demo]) -
     assert [r["peak_kw"] for r in rows] == [pytest.approx(9.0)]
 
 
-def test_care_mean_hidden_below_k(demo_db: tuple[InfluxV1, Demo]) -> None:
+def _tile_ms(demo: Demo) -> int:
+    return int(
+        Policy().tile(datetime.fromtimestamp(demo.start_ms / 1000, UTC))[0].timestamp() * 1000
+    )
+
+
+def test_care_panels_show_only_the_published_figures(demo_db: tuple[InfluxV1, Demo]) -> None:
     client, demo = demo_db
-    rows = _rows(client, demo, q.care_mean("heart_rate_bpm", DEFAULT_K))
-    assert rows, "the big site has enough residents and must show"
-    assert {r["site"] for r in rows} == {BIG_SITE}
-    assert all(r["value"] == pytest.approx(expected_mean_hr(BIG_SITE)) for r in rows)
-    # With k lowered to the small site's size it appears: the filter is what hides it.
-    small = _rows(client, demo, q.care_mean("heart_rate_bpm", 3), site=[SMALL_SITE])
-    assert small and all(r["value"] == pytest.approx(expected_mean_hr(SMALL_SITE)) for r in small)
-
-
-def test_care_alerts_hidden_below_k(demo_db: tuple[InfluxV1, Demo]) -> None:
-    client, demo = demo_db
-    rows = _rows(client, demo, q.care_alerts_by_type(DEFAULT_K, SMALL_COUNT))
-    # 12 residents had hr_high (shown); 2 fell (hidden: fewer than k people).
-    assert {r["type"]: r["alerts"] for r in rows} == {"hr_high": 12}
-    rows = _rows(client, demo, q.care_alerts_by_type(2, 1))
-    assert {r["type"]: r["alerts"] for r in rows} == {"hr_high": 12, "fall": 2}
-    # The small-count floor alone hides the 2 falls too (k lowered to 2).
-    rows = _rows(client, demo, q.care_alerts_by_type(2, SMALL_COUNT))
-    assert {r["type"]: r["alerts"] for r in rows} == {"hr_high": 12}
-
-
-def test_residents_hidden_below_k(demo_db: tuple[InfluxV1, Demo]) -> None:
-    client, demo = demo_db
-    rows = _rows(client, demo, q.residents_monitored(DEFAULT_K))
-    assert {r["site"]: r["residents"] for r in rows} == {BIG_SITE: 12}
-    rows = _rows(client, demo, q.residents_monitored(3))
-    assert {r["site"]: r["residents"] for r in rows} == {BIG_SITE: 12, SMALL_SITE: 3}
+    ctx = Context(_tile_ms(demo), demo.end_ms, {"site": [BIG_SITE, SMALL_SITE, CITY]})
+    rows = {r["site"]: r for r in client.rows(expand(q.care_table(), ctx))}
+    # minami (3 residents) is under k = 10; kita.1 (12) goes with it, or the city minus
+    # kita.1 would be minami (the group rule). The city row (15) is published: hr_high
+    # 12 exactly, the 2 falls and the empty types as the range 0-9, the total 14.
+    assert {s: r["residents"] for s, r in rows.items()} == {
+        BIG_SITE: "-",
+        SMALL_SITE: "-",
+        CITY: "15",
+    }
+    assert all(v == "-" for s in (BIG_SITE, SMALL_SITE) for c, v in rows[s].items() if c in COLUMNS)
+    assert rows[CITY]["hr_high"] == "12" and rows[CITY]["fall"] == "0-9"
+    assert rows[CITY]["alerts_total"] == "14" and rows[CITY]["k"] == DEFAULT_K
+    means = client.rows(expand(q.care_daily("heart_rate_bpm"), ctx))
+    # Per-resident means 60..71 (kita.1) and 60..62 (minami): (786 + 183) / 15.
+    assert [(r["site"], r["value"]) for r in means] == [(CITY, pytest.approx(969 / 15))]
+    newest = client.rows(expand(q.care_newest(RESIDENTS), ctx))
+    assert [r[RESIDENTS] for r in newest] == ["15"]
 
 
 def test_on_time_performance(demo_db: tuple[InfluxV1, Demo]) -> None:
@@ -151,8 +150,11 @@ def test_verify_cli(
     client, _demo = demo_db
     monkeypatch.setenv("MACHI_INFLUX_URL", client.url)
     monkeypatch.setenv("MACHI_INFLUX_DB", client.db)
-    assert main(["dashboards", "verify", "--hours", "4", "--require-rows"]) == 0
+    # Each board's own range: the care board's 7 days hold the demo's published tile.
+    assert main(["dashboards", "verify", "--require-rows"]) == 0
     assert ", 0 failed" in capsys.readouterr().out
+    # Over the last 5 minutes the daily care points (and the 3 h of data) are not there.
+    assert main(["dashboards", "verify", "--hours", "0.08", "--require-rows"]) == 1
     # An empty database: every panel is empty, which --require-rows turns into a failure.
     empty = InfluxV1(client.url, client.db + "_empty")
     empty.create_database()

@@ -1,32 +1,25 @@
-"""The portal's care disclosure rules on hand-made answers (the integration tests run
-the same rules over real InfluxDB data): k = 10, complementary suppression across
-districts, weeks vs their days, unfinished periods, and reuse of final figures."""
+"""The portal publishes the API's protected care answers (``contract.disclosure``) and
+adds its own rule: nothing of an unfinished period. Hand-made tables go through the real
+``protect`` and ``Policy`` here; the integration tests run the same path over real
+InfluxDB data through the API."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
-
-from contract.rules import ALERT_TYPES, PUBLIC_CARE_K
+from contract.disclosure import CITY, CareTable, Policy, protect
+from contract.rules import ALERT_TYPES, CARE_K_DEFAULT
 from portal.aggregates import Builder, Snapshot
 
 NOW = datetime(2026, 12, 3, 3, 0, tzinfo=UTC)  # Thursday 12:00 JST
 
 
-def _answer(theme: str, residents: float | None, alerts: float = 1.0) -> dict[str, Any]:
-    if theme != "care":
-        return {"kpis": [{"id": "energy_consumption_kwh", "value": 5.0}]}
-    kpis = [{"id": "residents_monitored", "value": residents}]
-    kpis += [
-        {"id": f"alerts_{t}", "value": None if residents is None else alerts} for t in ALERT_TYPES
-    ]
-    return {"kpis": kpis}
+POLICY = Policy()  # the API's public defaults: k = 10, daily grid from 00:00 JST
 
 
 class City:
-    """Residents per district; the city is their sum. The API's own k (5) hides < 5."""
+    """Residents per district, answered as the API's public care route answers them."""
 
     def __init__(self, residents: dict[str, int], empty_days: set[str] = frozenset()) -> None:  # type: ignore[assignment]
         self.residents = residents
@@ -37,12 +30,28 @@ class City:
         self, theme: str, start: datetime, end: datetime, site: str | None
     ) -> dict[str, Any]:
         self.calls += 1
+        if theme != "care":
+            return {"kpis": [{"id": "energy_consumption_kwh", "value": 5.0}]}
         day = (start + timedelta(hours=9)).date().isoformat()
-        if end - start == timedelta(days=1) and day in self.empty_days:
-            n = 0
-        else:
-            n = sum(self.residents.values()) if site is None else self.residents[site]
-        return _answer(theme, None if n < 5 else float(n))
+        per_site = {s: 0 if day in self.empty_days else n for s, n in self.residents.items()}
+        table = CareTable(
+            {**per_site, CITY: sum(per_site.values())},
+            {(s, "fall"): 1 for s, n in per_site.items() if n},
+        )
+        prot = protect(table, POLICY.k_public, POLICY.small_count)
+        on_grid = POLICY.on_grid(start, end)
+        row = site or CITY
+        kpis = [
+            {
+                "id": "residents_monitored",
+                "value": prot.value((row, "residents")) if on_grid else None,
+            }
+        ]
+        kpis += [
+            {"id": f"alerts_{t}", "value": prot.value((row, t)) if on_grid else None}
+            for t in ALERT_TYPES
+        ]
+        return {"kpis": kpis}
 
 
 def _build(city: City, days: int = 3, weeks: int = 2) -> Snapshot:
@@ -80,32 +89,26 @@ def test_a_small_city_shows_nothing() -> None:
     assert not any(_shown(snap, "day", "2026-12-02").values())
 
 
-def test_unfinished_periods_and_weeks_with_a_suppressed_day() -> None:
+def test_unfinished_periods_and_weeks_off_the_grid() -> None:
     city = City({"a": 10, "b": 10}, empty_days={"2026-11-30"})  # Monday of this week
     snap = _build(city, days=4, weeks=2)
     assert not any(_shown(snap, "day", "2026-12-03").values())  # today: pending
     assert snap.cells[("care", "day", "2026-12-03", None)].pending
     assert all(_shown(snap, "day", "2026-12-02").values())
     assert not any(_shown(snap, "day", "2026-11-30").values())  # nobody that day
-    assert not any(_shown(snap, "week", "2026-11-30").values())  # unfinished anyway
-    # Last week: complete, every day had 20 residents.
-    assert all(_shown(snap, "week", "2026-11-23").values())
-    # ...unless one of its days was empty: week minus six days would be that day.
-    city2 = City({"a": 10, "b": 10}, empty_days={"2026-11-25"})
-    snap2 = _build(city2, days=4, weeks=2)
-    assert not any(_shown(snap2, "week", "2026-11-23").values())
-    # Days outside the published range still decided it, and are not published.
-    assert ("care", "day", "2026-11-25", None) not in snap2.cells
-    rows = snap2.rows("care", "day")
+    # A week is a union of seven tiles of the daily public grid: the API never answers
+    # it (week minus six published days would be the seventh), so neither does the page.
+    assert not any(_shown(snap, "week", "2026-11-23").values())
+    rows = snap.rows("care", "day")
     assert {r["date"] for r in rows} == {"2026-11-30", "2026-12-01", "2026-12-02", "2026-12-03"}
     for r in rows:
         if not r["suppressed"]:
-            assert r["residents_monitored"] >= PUBLIC_CARE_K
+            assert r["residents_monitored"] >= CARE_K_DEFAULT
         else:
             assert r["residents_monitored"] is None and r["alerts_fall"] is None
 
 
-def test_final_figures_are_reused_and_k_has_a_floor() -> None:
+def test_final_figures_are_reused() -> None:
     city = City({"a": 10, "b": 10})
     b = Builder(city.compute, lambda: ["a", "b"], 3, 1, clock=lambda: NOW)
     b.build()
@@ -121,5 +124,9 @@ def test_final_figures_are_reused_and_k_has_a_floor() -> None:
     once = again.calls
     b0.build()
     assert again.calls == 2 * once
-    with pytest.raises(ValueError, match="cannot go below 10"):
-        Builder(city.compute, lambda: [], 3, 1, k=5)
+
+
+def test_the_page_never_goes_under_the_public_default_k() -> None:
+    lowered = Policy(k_public=5, k_care=5)
+    assert lowered.at_least(CARE_K_DEFAULT).k_public == CARE_K_DEFAULT
+    assert Policy(k_public=20).at_least(CARE_K_DEFAULT).k_public == 20

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from contract.rules import PUBLIC_CARE_K
+from contract.rules import CARE_K_DEFAULT
 from portal.strings import THEMES_PUBLIC, theme_kpis
 from tests.portal.conftest import PUBLIC, SMALL_DISTRICT
 from tests.portal.pagedata import page_figures
@@ -104,7 +104,7 @@ def test_care_figures_resist_differencing(portal_client: TestClient) -> None:
             by_period.setdefault(r["date"], []).append(r)
             if r["suppressed"] == "false":
                 assert r["complete"] == "true", "care figures of an unfinished period"
-                assert float(r["residents_monitored"]) >= PUBLIC_CARE_K
+                assert float(r["residents_monitored"]) >= CARE_K_DEFAULT
             else:
                 assert all(r[k.id] == "" for k in theme_kpis("care")), "a suppressed value leaked"
         for date, cells in by_period.items():
@@ -118,7 +118,7 @@ def test_care_figures_resist_differencing(portal_client: TestClient) -> None:
                 published = sum(
                     float(c["residents_monitored"]) for c in districts if c not in hidden
                 )
-                assert float(city["residents_monitored"]) - published >= PUBLIC_CARE_K, date
+                assert float(city["residents_monitored"]) - published >= CARE_K_DEFAULT, date
                 # ...and so it needs a second suppressed district with residents in it.
                 assert len(hidden) >= 2
     days = _csv(portal_client, "care", "daily")
