@@ -29,7 +29,7 @@ from typing import Any
 from api.kpis import KpiEngine, Window
 from api.rollups import ts
 from contract.disclosure import CITY, COLUMNS, RESIDENTS, CareTable, Policy, Protected, protect
-from contract.influx import InfluxV1, quote_ident
+from contract.influx import InfluxError, InfluxV1, quote_ident
 from contract.lineprotocol import line
 from contract.periodic import Periodic
 from contract.rules import CARE_PUBLISHED, CARE_PUBLISHED_MEANS
@@ -140,8 +140,8 @@ def publish_tile(engine: KpiEngine, start: datetime, end: datetime) -> bool:
     ms = int(start.timestamp() * 1000)
     body = "\n".join(line(CARE_PUBLISHED, {"site": row}, f, ms) for row, f in points.items())
     r = influx.write_lines(body.encode())
-    if r.status_code != 204:
-        raise RuntimeError(f"InfluxDB refused the care points of {start}: {r.text}")
+    if r.status_code != 204:  # InfluxError: the round fails, is counted, the next retries
+        raise InfluxError(r.status_code, f"InfluxDB refused the care points of {start}: {r.text}")
     return True
 
 

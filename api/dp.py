@@ -38,7 +38,7 @@ from typing import Any
 from api.rollups import ts
 from contract.disclosure import CITY, RESIDENTS, TOTAL, Cell
 from contract.events import CARE_ALERT
-from contract.influx import InfluxV1, quote_ident
+from contract.influx import InfluxError, InfluxV1, quote_ident
 from contract.lineprotocol import line
 from contract.rules import ALERT_TYPES, CARE_DP
 
@@ -209,5 +209,8 @@ class DpRelease:
         )
         resp = self.influx.write_lines(body.encode())
         if resp.status_code != 204:
-            raise RuntimeError(f"InfluxDB refused the private care release of {start}: {resp.text}")
+            raise InfluxError(
+                resp.status_code,
+                f"InfluxDB refused the private care release of {start}: {resp.text}",
+            )
         self.released += 1

@@ -156,3 +156,15 @@ def test_the_api_process_publishes_the_newest_complete_tiles(
     # The tile before it had nobody: only the city row, withheld (0 < k).
     older = [(r["site"], r["residents_shown"]) for r in rows if r["time"] != newest]
     assert older == [(CITY, "-")]
+
+
+def test_the_publisher_survives_an_unreachable_influxdb() -> None:
+    down = InfluxV1("http://127.0.0.1:9", "city", timeout=0.5)
+    publisher = CarePublisher(KpiEngine(down, KpiConfig()), interval_s=0.05, tiles=1)
+    publisher.start()
+    try:
+        wait_for(lambda: publisher.failures >= 2, timeout=15, what="two failed rounds")
+        assert publisher._thread is not None and publisher._thread.is_alive()
+        assert publisher.rounds == 0
+    finally:
+        publisher.stop()
