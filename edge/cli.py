@@ -57,6 +57,24 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Source keys whose values are credentials: B-route id and password, any password,
+#: secret or token. URLs keep their host but lose a password (``mqtt_url``).
+_SECRET_KEYS = ("password", "secret", "token", "broute_id")
+
+
+def _redacted(key: str, value: object) -> object:
+    if any(word in key for word in _SECRET_KEYS):
+        return "***"
+    if isinstance(value, str) and "://" in value:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value)
+        if parts.password is not None:
+            host = parts.netloc.rsplit("@", 1)[1]
+            return parts._replace(netloc=f"{parts.username}:***@{host}").geturl()
+    return value
+
+
 def _print_config(args: argparse.Namespace) -> int:
     """The effective configuration as JSON, secrets redacted."""
     import dataclasses
@@ -68,9 +86,8 @@ def _print_config(args: argparse.Namespace) -> int:
     doc["settings"]["mqtt_url"] = cfg.settings.mqtt.redacted()
     for src in doc["sources"]:
         raw = src["raw"]
-        for key in list(raw):
-            if any(word in key for word in ("password", "secret", "token")):
-                raw[key] = "***"
+        for key, value in list(raw.items()):
+            raw[key] = _redacted(key, value)
     json.dump(doc, sys.stdout, indent=2, sort_keys=True, default=str)
     sys.stdout.write("\n")
     return 0

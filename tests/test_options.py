@@ -165,6 +165,37 @@ def test_print_config_redacts_secrets() -> None:
         assert doc.get("influx_password") == "***"
 
 
+def test_edge_print_config_redacts_source_credentials(tmp_path: Path) -> None:
+    # Was: only keys named *password*/*secret*/*token* were hidden, so a B-route id and a
+    # gateway's mqtt_url with a password in it were printed as they are.
+    conf = tmp_path / "edge.toml"
+    conf.write_text(
+        "[agent]\n"
+        'id = "gw-1"\n'
+        'site = "kofu"\n'
+        "[mqtt]\n"
+        'url = "mqtt://gw-1:uplink-pw-xyz@127.0.0.1:1883"\n'
+        f'[outbox]\npath = "{tmp_path / "outbox.db"}"\n'
+        "[[sources]]\n"
+        'type = "ble_gateway_mqtt"\n'
+        'device_id = "omg-1"\n'
+        'site = "kofu"\n'
+        'mqtt_url = "mqtt://omg:local-pw-xyz@127.0.0.1:1883"\n'
+        'topic = "home"\n'
+        "[[sources]]\n"
+        'type = "echonet_broute"\n'
+        'device_id = "meter-1"\n'
+        'site = "kofu"\n'
+        'port = "/dev/null"\n'
+        'broute_id = "00112233445566778899AABBCCDDxyzF"\n'
+        'broute_password = "0123456789xyz"\n'
+    )
+    r = machi("edge", "check", "--config", str(conf), "--print-config")
+    assert r.returncode == 0, r.stderr
+    assert "xyz" not in r.stdout
+    assert "mqtt://omg:***@127.0.0.1:1883" in r.stdout
+
+
 def test_version() -> None:
     with pytest.raises(SystemExit) as exc:
         main(["--version"])
