@@ -44,12 +44,14 @@ def _binds(service: dict[str, Any]) -> list[tuple[Path, str]]:
 
 
 def test_services_and_profiles() -> None:
-    assert set(SERVICES) == {"mosquitto", "influxdb", "grafana", "ingest", "api", "simulator"}
+    assert set(SERVICES) == {
+        "mosquitto", "influxdb", "grafana", "ingest", "events", "alerts", "api", "simulator"
+    }  # fmt: skip
     assert SERVICES["mosquitto"]["image"] == "eclipse-mosquitto:2"
     assert SERVICES["influxdb"]["image"] == "influxdb:1.8"
     assert SERVICES["simulator"]["profiles"] == ["demo"]
     assert all("profiles" not in s for n, s in SERVICES.items() if n != "simulator")
-    for name in ("ingest", "api", "simulator"):
+    for name in ("ingest", "events", "alerts", "api", "simulator"):
         assert SERVICES[name]["build"] == "."
 
 
