@@ -33,7 +33,8 @@ def ingest_factory(settings: Settings, tmp_path: Path) -> Iterator:
     services: list[IngestService] = []
 
     def start(**over: object) -> IngestService:
-        svc = service(settings, tmp_path, f"ingest-{len(services)}-{settings.topic_prefix}", **over)
+        client_id = str(over.pop("client_id", f"ingest-{len(services)}-{settings.topic_prefix}"))
+        svc = service(settings, tmp_path, client_id, **over)
         svc.start()
         assert svc.wait_connected(10)
         services.append(svc)
