@@ -74,12 +74,9 @@ def _means(engine: KpiEngine, w: Window) -> dict[str, dict[str, float]]:
 
 
 def tile_points(
-    table: CareTable,
-    means: dict[str, dict[str, float]],
-    policy: Policy,
-    start: datetime,
+    table: CareTable, means: dict[str, dict[str, float]], policy: Policy
 ) -> dict[str, dict[str, Any]]:
-    """Row -> the fields of its point for the tile starting at ``start`` (public policy)."""
+    """Row -> the fields of its tile point, after the public policy."""
     prot = protect(table, policy.k_public, policy.small_count)
     out: dict[str, dict[str, Any]] = {}
     for row in [*table.sites, CITY]:
@@ -126,7 +123,7 @@ def publish_tile(engine: KpiEngine, start: datetime, end: datetime) -> bool:
     """Compute, protect and store one tile; True when its points were (re)written."""
     w = Window(start, end, None)
     table, _ = engine.care_table(w)
-    points = tile_points(table, _means(engine, w), engine.policy, start)
+    points = tile_points(table, _means(engine, w), engine.policy)
     influx = engine.influx
     stored = _stored(influx, start)
     if _same(stored, points):
