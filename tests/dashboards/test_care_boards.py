@@ -146,11 +146,13 @@ def test_the_api_process_publishes_the_newest_complete_tiles(
         publisher = client.app.state.api.care_publisher  # type: ignore[attr-defined]
         assert isinstance(publisher, CarePublisher)
         assert publisher.due()[-1] == last and len(publisher.due()) == 2
-        rows = wait_for(
-            lambda: influx.rows(f"SELECT * FROM {CARE_PUBLISHED} GROUP BY site"),
-            timeout=30,
-            what="the care publisher's points",
-        )
+
+        def newest_rows() -> list[dict]:
+            rows = influx.rows(f"SELECT * FROM {CARE_PUBLISHED} GROUP BY site")
+            return [r for r in rows if r["time"] == newest]
+
+        wait_for(newest_rows, timeout=30, what="the care publisher's points of the newest tile")
+        rows = influx.rows(f"SELECT * FROM {CARE_PUBLISHED} GROUP BY site")
     got = {r["site"]: r["residents"] for r in rows if r["time"] == newest}
     assert got == {"hama": 12, "kuji": 11, CITY: 23}
     # The tile before it had nobody: only the city row, withheld (0 < k).
