@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from api.boundary_options import BoundaryOptions
 from api.disclosure_options import DisclosureOptions
 from api.options import ApiOptions
 from api.quota import QuotaOptions
@@ -27,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_options(p, PortalOptions)  # the residents' page (portal/options.py)
     add_options(p, DisclosureOptions)  # care disclosure control (api/disclosure_options.py)
     add_options(p, QuotaOptions)  # public rate limits and the expensive-query cap
+    add_options(p, BoundaryOptions)  # the slot-boundary writer (api/boundary_options.py)
     p.set_defaults(func=run)
     actions = p.add_subparsers(dest="action", metavar="ACTION")
     setup = actions.add_parser(
@@ -110,8 +112,10 @@ def run(args: argparse.Namespace) -> int:
     portal = load_options(PortalOptions, args)
     disclosure = load_options(DisclosureOptions, args)
     quotas = load_options(QuotaOptions, args)
+    bounds = load_options(BoundaryOptions, args)
     if args.print_config:
-        return print_config(opts, **portal.redacted(), **disclosure.redacted(), **quotas.redacted())
+        more = {**portal.redacted(), **disclosure.redacted(), **quotas.redacted()}
+        return print_config(opts, **more, **bounds.redacted())
     cfg = opts.api_config()
     app = create_app(
         settings_of(opts),
@@ -121,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
         portal=portal,
         disclosure=disclosure,
         quotas=quotas,
+        boundaries=bounds,
     )
     if opts.rollups:
         influx = _influx(args)
