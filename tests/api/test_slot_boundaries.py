@@ -4,18 +4,25 @@ computed live (``api.inner``), resets, gaps, fixed-time meters, idempotence, cat
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 from api import boundaries, interp, rollups
+from api.app import create_app
+from api.boundary_options import BoundaryOptions
 from api.boundary_writer import CATCH_UP, BoundaryWriter
-from api.config import KpiConfig
+from api.config import ApiConfig, KpiConfig
 from api.inner import CAP
 from api.kpis import KpiEngine, Window
 from contract.influx import InfluxV1, quote_ident
 from contract.lineprotocol import line
 from contract.rules import ROLLUP_RP
+from contract.settings import Settings
+from machi.testkit import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -303,3 +310,41 @@ def test_live_boundaries_give_the_stored_answer(influx: InfluxV1) -> None:
     boundaries.fill(influx, MS0, MS0 + 6 * SLOT)
     w = Window(T0, T0 + timedelta(minutes=150))
     assert stored.green_slots(w).imp == pytest.approx(live.green_slots(w).imp, rel=1e-12)
+
+
+def test_the_api_process_runs_the_writer(
+    settings: Settings, influx: InfluxV1, tmp_path: Path
+) -> None:
+    rollups.setup(influx)
+    now = int(time.time() * 1000)
+    b = (now - interp.GAP_MS - MIN) // SLOT * SLOT  # complete: b + 15 min is past
+    # 3 kWh from b - 100 s to b + 200 s: 1 kWh of it before b.
+    _write(influx, [_at("m1", b - 100_000, 10.0), _at("m1", b + 200_000, 13.0)])
+    cfg = ApiConfig(refresh_s=0, audit_log=tmp_path / "audit.jsonl")
+    off = create_app(settings, cfg, KpiConfig(), boundaries=BoundaryOptions(boundary_s=0))
+    assert off.state.api.boundary_writer is None
+    app = create_app(settings, cfg, KpiConfig(), boundaries=BoundaryOptions(boundary_s=300))
+    writer = app.state.api.boundary_writer
+    with TestClient(app):  # the lifespan starts it
+        wait_for(lambda: writer.rounds >= 1, 60)
+        assert writer.failures == 0
+    assert writer._thread is not None and not writer._thread.is_alive()  # and stops it
+    assert boundaries.last_mark(influx) == (now - interp.GAP_MS) // SLOT * SLOT
+    rows = _points(influx)[0][1]
+    assert [(r["time"], r["imp_delta"]) for r in rows] == [(b, pytest.approx(1.0))]
+
+
+def test_the_option_is_in_the_table_and_checked() -> None:
+    import os
+    import subprocess
+    import sys
+
+    argv = [sys.executable, "-m", "machi.cli", "api", "--print-config"]
+    shown = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert '"boundary_s": 300.0' in shown.stdout
+    env = {**os.environ, "MACHI_API_BOUNDARY_S": "-1"}
+    bad = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().count("\n") == 0
+    assert "--boundary-s / MACHI_API_BOUNDARY_S = '-1'" in bad.stderr
