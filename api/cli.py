@@ -70,7 +70,10 @@ def setup_rollups(influx: InfluxV1, backfill_hours: float, only_if_new: bool) ->
     if backfill_hours > 0 and (done or not only_if_new):
         end = datetime.now(UTC)
         written = rollups.run(influx, end - timedelta(hours=backfill_hours), end)
-        print(f"machi api: rolled up the last {backfill_hours:g} h ({written:,} rollup points)")
+        print(
+            f"machi api: rolled up the last {backfill_hours:g} h "
+            f"({written:,} rollup and slot-boundary points)"
+        )
 
 
 def run_setup(args: argparse.Namespace) -> int:
@@ -98,7 +101,10 @@ def run_rollup(args: argparse.Namespace) -> int:
         written = rollups.run(influx, start, end)
     finally:
         influx.close()
-    print(f"machi api: recomputed the rollups for [{args.start}, {args.end}): {written:,} points")
+    print(
+        f"machi api: recomputed the rollups and slot boundaries for [{args.start}, {args.end}):"
+        f" {written:,} points"
+    )
     return 0
 
 

@@ -256,8 +256,11 @@ def test_marker_for_a_boundary_without_meters(influx: InfluxV1) -> None:
     # ... and the API takes such a boundary as stored (no live statements, no note).
     _, stored = _engines(influx)
     w = Window(T0 - timedelta(minutes=30), T0 + timedelta(minutes=30))
-    assert stored.green_slots(w).notes == []
-    assert stored.last_query.count("FIRST(energy_import_kwh)") == 2  # the window's ends only
+    for site in (None, "s"):  # under a site filter too (`site = ''` matches the marker)
+        assert stored.green_slots(Window(w.start, w.end, site)).notes == []
+        # One request, nothing live: the window's ends' two FIRST statements only.
+        assert "energy_boundary_site" in stored.last_query
+        assert stored.last_query.count("FIRST(energy_import_kwh)") == 2
 
 
 def test_writer_catches_up_after_downtime(influx: InfluxV1) -> None:
@@ -284,9 +287,11 @@ def test_writer_catches_up_after_downtime(influx: InfluxV1) -> None:
     _, stored = _engines(influx)
     w = Window(T0, T0 + timedelta(hours=HOURS))
     truth = {m: sum(r.slot(m) for r in ramps) for m in range(0, 180, 30)}
-    assert _slots(stored, w) == pytest.approx(truth, rel=1e-9)
-    assert "energy_boundary_site" in stored.last_query
-    assert stored.last_query.count("FIRST(energy_import_kwh)") == 2  # the window's ends only
+    for site in (None, "s"):
+        assert _slots(stored, Window(w.start, w.end, site)) == pytest.approx(truth, rel=1e-9)
+        # One request, nothing live: the window's ends' two FIRST statements only.
+        assert "energy_boundary_site" in stored.last_query
+        assert stored.last_query.count("FIRST(energy_import_kwh)") == 2
 
 
 def test_live_boundaries_give_the_stored_answer(influx: InfluxV1) -> None:
