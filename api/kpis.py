@@ -283,31 +283,7 @@ class KpiEngine:
             swap_fixed(imp_slots, counter, fixed)
         # Counters interpolated to the window's ends (not in the swapped slots).
         gaps = interpolate(plan, imp_slots, exp_slots, edge_res, set(fixed))
-        notes = []
-        if gaps:
-            notes.append(
-                f"{gaps} meter(s) have a gap of over {interp.GAP_MS // 60000} min between "
-                "readings at the window's start or end: not interpolated there, the gap's "
-                "energy is counted in the interval of the reading after it"
-            )
-        if corr.gaps:
-            notes.append(
-                f"{corr.gaps} time(s) a meter has a gap of over {interp.GAP_MS // 60000} min "
-                "between readings at a 30-minute slot boundary inside the window: not "
-                "interpolated there, the gap's energy is counted in the slot of the reading "
-                "after it"
-            )
-        if corr.missing:
-            first, last, stop = (
-                iso(datetime.fromtimestamp(b / 1000, UTC))
-                for b in (corr.missing[0], corr.missing[-1], corr.missing[-1] + SLOT_MS)
-            )
-            notes.append(
-                f"{len(corr.missing)} 30-minute slot boundary(ies) inside the window ({first} "
-                f"to {last}) are not stored: not interpolated there, their slots follow the "
-                "step rule (up to a sampling period's energy in the next slot); store them "
-                f"with `machi api rollup --start {first} --end {stop}`"
-            )
+        notes = _green_notes(gaps, corr, stored)
         reporting = self.scalar(res[-2]) or 0.0
         known = self.scalar(res[-1], column=0) or 0.0
         return GreenSlots(imp_slots, exp_slots, reporting, known, notes)
@@ -625,6 +601,37 @@ _CARE_META: dict[str, tuple[str, str]] = {
     **{t: ("alerts", f"Care alert episodes of type {t} opened in the window") for t in ALERT_TYPES},
     TOTAL: ("alerts", "Care alert episodes of every type opened in the window"),
 }
+
+
+def _green_notes(gaps: int, corr: Corrections, stored: bool) -> list[str]:
+    """What the green answer did not interpolate, and what to do about it."""
+    notes = []
+    gap_min = interp.GAP_MS // 60000
+    if gaps:
+        notes.append(
+            f"{gaps} meter(s) have a gap of over {gap_min} min between "
+            "readings at the window's start or end: not interpolated there, the gap's "
+            "energy is counted in the interval of the reading after it"
+        )
+    if corr.gaps:
+        notes.append(
+            f"{corr.gaps} time(s) a meter has a gap of over {gap_min} min between readings at "
+            "a 30-minute slot boundary inside the window: not interpolated there, the gap's "
+            "energy is counted in the slot of the reading after it"
+        )
+    if corr.missing:
+        first, last, stop = (
+            iso(datetime.fromtimestamp(b / 1000, UTC))
+            for b in (corr.missing[0], corr.missing[-1], corr.missing[-1] + SLOT_MS)
+        )
+        setup = "" if stored else "`machi api setup-rollups`, then "
+        notes.append(
+            f"{len(corr.missing)} 30-minute slot boundary(ies) inside the window ({first} "
+            f"to {last}) are not stored: not interpolated there, their slots follow the "
+            "step rule (up to a sampling period's energy in the next slot); store them "
+            f"with {setup}`machi api rollup --start {first} --end {stop}`"
+        )
+    return notes
 
 
 def _total(slots: dict[int, float]) -> float | None:

@@ -148,8 +148,22 @@ def test_over_the_cap_live_boundaries_are_noted(influx: InfluxV1) -> None:
         "1 30-minute slot boundary(ies) inside the window (2024-06-03T00:30:00.000Z to "
         "2024-06-03T00:30:00.000Z) are not stored: not interpolated there, their slots follow "
         "the step rule (up to a sampling period's energy in the next slot); store them with "
-        "`machi api rollup --start 2024-06-03T00:30:00.000Z --end 2024-06-03T01:00:00.000Z`"
+        "`machi api setup-rollups`, then `machi api rollup --start 2024-06-03T00:30:00.000Z "
+        "--end 2024-06-03T01:00:00.000Z`"
     ]
+    # With the rollup policy but no stored boundaries (the writer off, nothing back-filled):
+    # the same answer, and the note's remedy is just `machi api rollup`.
+    rollups.setup(influx)
+    stored = KpiEngine(influx)
+    assert stored.boundaries_stored()
+    again = stored.green_slots(w)
+    assert again.imp == pytest.approx(got.imp, rel=1e-12)
+    assert again.notes == [got.notes[0].replace("`machi api setup-rollups`, then ", "")]
+    # Stored after that command's back-fill: every slot exact, no note.
+    rollups.run(influx, T0 + timedelta(minutes=30), T0 + timedelta(minutes=60))
+    fixed = stored.green_slots(w)
+    assert {(k - MS0) // MIN: v for k, v in fixed.imp.items()} == pytest.approx(truth, rel=1e-9)
+    assert fixed.notes == []
 
 
 def test_reset_between_two_readings_across_an_inner_boundary(influx: InfluxV1) -> None:
