@@ -12,7 +12,9 @@ off the boundaries. Per boundary this module computes every meter's delta with t
   fields of a rewritten point);
 - ``energy_boundary_site`` (tag site): their sums, ``meters`` interpolated, ``gaps``
   (meters with a gap over ``interp.GAP_MS`` at b: not interpolated);
-- ``energy_boundary_mark`` (no tags): ``meters``, ``gaps``: written for every boundary
+- ``energy_boundary_mark`` (no tags): ``meters``, ``gaps``, ``complete`` (1 when computed
+  at or after b + ``interp.GAP_MS``, every reading that counts in; 0: provisional, the
+  API's writer recomputes it each round until complete): written for every boundary
   computed, even without meters, so readers know which boundaries are covered.
 
 Recomputing a boundary writes the same points (idempotent); a late reading changes them.
@@ -35,6 +37,9 @@ METER = "energy_boundary"
 SITE = "energy_boundary_site"
 MARK = "energy_boundary_mark"
 SLOT_MS = 30 * 60 * 1000
+#: The API's writer first stores a boundary (provisionally) this long after it: readings
+#: reach InfluxDB seconds after they are taken.
+SETTLE_MS = 60_000
 #: Boundaries per request (two statements each): ~1 s for 600 meters, well inside the
 #: API client's 10 s timeout (the writer shares it).
 BATCH = 12
@@ -56,6 +61,7 @@ class Boundary:
     """Every meter's delta at one boundary ``b_ms``."""
 
     b_ms: int
+    complete: bool = True  # computed at or after b + interp.GAP_MS: every reading was in
     meters: dict[str, MeterDelta] = field(default_factory=dict)
 
     @property
@@ -84,7 +90,7 @@ class Boundary:
                 "gaps": sum(m.gap for m in ms),
             }
             out.append(line(SITE, {"site": site}, sums, self.b_ms))
-        mark = {"meters": self.interpolated, "gaps": self.gaps}
+        mark = {"meters": self.interpolated, "gaps": self.gaps, "complete": int(self.complete)}
         out.append(line(MARK, {}, mark, self.b_ms))
         return out
 
@@ -112,7 +118,7 @@ def boundary(
     otherwise a meter with nothing after b yet has no gap, only no delta yet."""
     a, z = interp.readings(before), interp.readings(after)
     sites = {**_sites(after), **_sites(before)}
-    out = Boundary(b_ms)
+    out = Boundary(b_ms, complete)
     for dev in sorted(a.keys() | z.keys()):
         imp = interp.delta(b_ms, a.get(dev), z.get(dev), 0)
         exp = interp.delta(b_ms, a.get(dev), z.get(dev), 1)
@@ -151,21 +157,32 @@ def write(influx: InfluxV1, bs: list[Boundary]) -> int:
     return len(lines)
 
 
-def fill(influx: InfluxV1, lo_ms: int, hi_ms: int, now_ms: int | None = None) -> int:
-    """Compute and store every boundary in ``[lo_ms, hi_ms]`` whose readings are all in
-    (b + ``interp.GAP_MS`` <= now), oldest first, a batch at a time (an interrupted
-    fill leaves its newest marker at the last boundary done); return points written."""
+def fill(
+    influx: InfluxV1,
+    lo_ms: int,
+    hi_ms: int,
+    now_ms: int | None = None,
+    settle_ms: int = interp.GAP_MS,
+) -> int:
+    """Compute and store every boundary in ``[lo_ms, hi_ms]`` at least ``settle_ms`` old,
+    oldest first, a batch at a time (an interrupted fill leaves its newest marker at the
+    last boundary done); return points written. By default only complete boundaries
+    (b + ``interp.GAP_MS`` <= now: every reading after b that counts is in); the writer
+    also stores newer ones *provisionally* (marker ``complete`` = 0) and recomputes them
+    each round until they are complete."""
     now = _now_ms() if now_ms is None else now_ms
-    bs = grid(lo_ms, min(hi_ms, now - interp.GAP_MS))
+    bs = grid(lo_ms, min(hi_ms, now - settle_ms))
     written = 0
     for i in range(0, len(bs), BATCH):
         written += write(influx, compute(influx, bs[i : i + BATCH], now))
     return written
 
 
-def last_mark(influx: InfluxV1) -> int | None:
-    """The newest boundary stored (ms), or None (none yet, or no rollup policy)."""
-    q = f"SELECT LAST(meters) FROM {quote_ident(influx.db)}.{quote_ident(ROLLUP_RP)}.{MARK}"
+def last_mark(influx: InfluxV1, complete: bool = False) -> int | None:
+    """The newest boundary stored (ms; with ``complete``, the newest complete one), or
+    None (none yet, or no rollup policy)."""
+    where = " WHERE complete = 1" if complete else ""
+    q = f"SELECT LAST(meters) FROM {quote_ident(influx.db)}.{quote_ident(ROLLUP_RP)}.{MARK}{where}"
     try:
         series = influx.query(q)
     except InfluxError:

@@ -1,9 +1,13 @@
 """The API's background writer of slot-boundary corrections (``api.boundaries``).
 
-Every ``MACHI_API_BOUNDARY_S`` seconds (default 300) it recomputes each boundary b with
-b + ``interp.GAP_MS`` <= now that lies within the late-data hour (``rollups.LATE``, as
-the CQs recompute their intervals) or after the newest stored marker (catch-up after
-downtime), at most :data:`CATCH_UP` back. Data later than that: ``machi api rollup``.
+Every ``MACHI_API_BOUNDARY_S`` seconds (default 300) it recomputes each boundary b that
+lies within the late-data hour (``rollups.LATE``, as the CQs recompute their intervals)
+or after the newest *complete* marker (catch-up after downtime), at most
+:data:`CATCH_UP` back. A boundary is complete at b + ``interp.GAP_MS`` (every reading
+after b that counts is in); from :data:`api.boundaries.SETTLE_MS` after b until then it is stored
+provisionally and recomputed each round, so the API rarely has to compute the newest
+boundary live (two statements over every meter). Data later than the hour: ``machi api
+rollup``.
 """
 
 from __future__ import annotations
@@ -48,9 +52,9 @@ class BoundaryWriter(Periodic):
     def due(self) -> list[int]:
         """The boundaries this round computes, oldest first."""
         now_ms = int(self.clock() * 1000)
-        newest = now_ms - interp.GAP_MS
-        late = newest - int(rollups.LATE.total_seconds() * 1000)
-        last = boundaries.last_mark(self.influx)
+        newest = now_ms - boundaries.SETTLE_MS
+        late = now_ms - interp.GAP_MS - int(rollups.LATE.total_seconds() * 1000)
+        last = boundaries.last_mark(self.influx, complete=True)
         floor = newest - int(CATCH_UP.total_seconds() * 1000)
         lo = floor if last is None else max(floor, min(late, last + 1))
         return boundaries.grid(lo, newest)
@@ -70,7 +74,9 @@ class BoundaryWriter(Periodic):
             if self._stop.is_set():
                 break
             chunk = due[i : i + CHUNK]
-            written += boundaries.fill(self.influx, chunk[0], chunk[-1], now_ms)
+            written += boundaries.fill(
+                self.influx, chunk[0], chunk[-1], now_ms, boundaries.SETTLE_MS
+            )
         self.written += written
         self.rounds += 1
         self.last_round_s = time.monotonic() - t0

@@ -19,15 +19,11 @@ from typing import Any
 
 from api import boundaries, interp
 from api.boundaries import MARK, SITE, SLOT_MS, Boundary
-from api.rollups import EVERY
 from contract.influx import quote_ident, quote_str
 from contract.rules import ROLLUP_RP
 
 #: Live boundaries per answer (two statements each).
 CAP = 4
-#: Boundaries this recent may not be stored yet: the writer waits ``interp.GAP_MS`` after
-#: a boundary and runs every ``rollups.EVERY`` (default 5 min), plus a margin.
-RECENT_MS = interp.GAP_MS + int(2 * EVERY.total_seconds() * 1000)
 
 
 @dataclass
@@ -84,11 +80,10 @@ class InnerPlan:
 
     @property
     def live_first(self) -> tuple[int, ...]:
-        """Boundaries computed live in the first request: the newest ones (probably not
-        stored yet) or, with nothing stored, up to the cap."""
-        if not self.stored:
-            return self.bounds[-CAP:]
-        return tuple(b for b in self.bounds if b + RECENT_MS > self.now_ms)[-CAP:]
+        """Boundaries computed live in the first request: with nothing stored, the newest
+        up to the cap; otherwise none (the unmarked ones go in a second request: the
+        writer stores a boundary a minute or a round after it passes)."""
+        return () if self.stored else self.bounds[-CAP:]
 
     def _filter(self) -> str:
         return "" if self.site is None else f" AND {quote_ident('site')} = {quote_str(self.site)}"

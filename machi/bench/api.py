@@ -179,26 +179,40 @@ def load(influx: InfluxV1, devices: int, end_ms: int, hours: float, interval_s: 
 
 def _slot_boundaries(influx: InfluxV1, engine: KpiEngine, w: Window, n: int, end_ms: int) -> None:
     """The uncached green request with and without its slot-boundary statements (the
-    stored sums and any live boundaries), interleaved; then the writer's own cost."""
-    engine.theme("green", w)
-    full = engine.last_query.split(";\n")
+    stored sums in the request, live boundaries in a second one), interleaved; then the
+    writer's own cost."""
+    sent: list[list[str]] = []
+    run = engine.run
+
+    def record(statements: list[str]) -> list[list[dict[str, Any]]]:
+        sent.append(list(statements))
+        return run(statements)
+
+    engine.run = record  # type: ignore[method-assign]
+    try:
+        engine.theme("green", w)
+    finally:
+        engine.run = run  # type: ignore[method-assign]
     plan = engine.green_plan(w)
     inner = InnerPlan.make(
         influx.db, None, plan.start_grid, w.end, engine.boundaries_stored(), engine.clock()
     )
+    first, later = sent[0], sent[1:]  # later: the live boundaries (no fixed-time meters)
     extra = len(inner.statements())
-    base = full[: len(full) - extra]
+    variants = {"without": [first[: len(first) - extra]], "with": [first, *later]}
     took: dict[str, list[float]] = {"without": [], "with": []}
     for _ in range(n):
-        for name, stmts in (("without", base), ("with", full)):
+        for name, requests in variants.items():
             t = time.perf_counter()
-            influx.http.get("/query", params={"q": ";\n".join(stmts), "db": influx.db})
+            for stmts in requests:
+                influx.http.get("/query", params={"q": ";\n".join(stmts), "db": influx.db})
             took[name].append((time.perf_counter() - t) * 1000)
     a, b = statistics.median(took["without"]), statistics.median(took["with"])
+    live = sum(len(r) for r in later) // 2
     print(
-        f"\ngreen slot boundaries: {len(inner.bounds)} inside the window, "
-        f"{len(inner.live_first)} live; bare green request without / with their "
-        f"{extra} statement(s), median of {n}: {a:.1f} / {b:.1f} ms (ratio {b / a:.2f})"
+        f"\ngreen slot boundaries: {len(inner.bounds)} inside the window, {live} live; bare "
+        f"green request without / with their statements ({extra} in the request, "
+        f"{len(later)} more request(s)), median of {n}: {a:.1f} / {b:.1f} ms (ratio {b / a:.2f})"
     )
     t = time.perf_counter()
     hour = boundaries.fill(influx, end_ms - 3_600_000, end_ms)

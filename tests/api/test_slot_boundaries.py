@@ -283,20 +283,23 @@ def test_writer_catches_up_after_downtime(influx: InfluxV1) -> None:
     _write(influx, [ln for r in ramps for ln in r.lines()])
     now = [(MS0 + 4 * 3600_000) / 1000]  # 04:00, data from 23:39 to 03:09
     writer = BoundaryWriter(influx, 300, clock=lambda: now[0])
-    newest = MS0 + 4 * 3600_000 - interp.GAP_MS
+    newest = MS0 + 4 * 3600_000 - boundaries.SETTLE_MS
     assert writer.due()[0] >= newest - CATCH_UP.total_seconds() * 1000  # no marker yet
     assert writer.due()[-1] == newest // SLOT * SLOT
     writer.refresh()  # 31 days up to 03:30
     assert boundaries.last_mark(influx) == MS0 + 7 * SLOT
     # Five minutes later: only the late-data hour is recomputed.
     now[0] += 300
-    assert writer.due() == [MS0 + 6 * SLOT, MS0 + 7 * SLOT]  # 02:50 .. 03:50
+    # 02:50 .. 04:04: 03:00 and 03:30 again (late data), 04:00 provisionally.
+    assert writer.due() == [MS0 + 6 * SLOT, MS0 + 7 * SLOT, MS0 + 8 * SLOT]
     # Down for six hours: everything after the newest marker, not only the last hour.
     now[0] += 6 * 3600
     due = writer.due()
-    assert due[0] == MS0 + 8 * SLOT and due[-1] == MS0 + 19 * SLOT
+    assert due[0] == MS0 + 8 * SLOT and due[-1] == MS0 + 20 * SLOT
     writer.refresh()
-    assert boundaries.last_mark(influx) == MS0 + 19 * SLOT
+    # 10:00 is stored provisionally (10:05 < 10:00 + 15 min); 09:30 is the newest complete.
+    assert boundaries.last_mark(influx) == MS0 + 20 * SLOT
+    assert boundaries.last_mark(influx, complete=True) == MS0 + 19 * SLOT
     # Every boundary of the data is stored and the KPIs read them (no live statement).
     _, stored = _engines(influx)
     w = Window(T0, T0 + timedelta(hours=HOURS))
@@ -367,3 +370,35 @@ def test_the_option_is_in_the_table_and_checked() -> None:
     assert bad.returncode == 2
     assert bad.stderr.strip().count("\n") == 0
     assert "--boundary-s / MACHI_API_BOUNDARY_S = '-1'" in bad.stderr
+
+
+def test_a_provisional_boundary_is_stored_then_completed(influx: InfluxV1) -> None:
+    rollups.setup(influx)
+    b = MS0 + 2 * SLOT  # 01:00
+    _write(influx, [_at("m1", b - 100_000, 10.0)])  # the reading after b is not in yet
+    now = [(b + 2 * MIN) / 1000]
+    writer = BoundaryWriter(influx, 300, clock=lambda: now[0])
+    writer.refresh()
+
+    def mark() -> dict:
+        rows = _points(influx)[2][1]
+        return {k: v for r in rows if r["time"] == b for k, v in r.items() if k != "time"}
+
+    assert mark() == {"complete": 0, "gaps": 0, "meters": 0}  # no gap: not in yet
+    assert boundaries.last_mark(influx, complete=True) == b - SLOT
+    # 3 kWh from b - 100 s to b + 200 s, 1 kWh of it before b; the writer's next round.
+    _write(influx, [_at("m1", b + 200_000, 13.0)])
+    _, stored = _engines(influx)
+    stored.clock = lambda: datetime.fromtimestamp(now[0], UTC)
+    w = Window(T0 + timedelta(minutes=30), T0 + timedelta(minutes=90))
+    assert _slots(stored, w) == pytest.approx({60: 3.0})  # the provisional delta: none yet
+    assert "energy_boundary_site" in stored.last_query  # stored: nothing computed live
+    now[0] += 300
+    writer.refresh()
+    assert mark() == {"complete": 0, "gaps": 0, "meters": 1}
+    assert _slots(stored, w) == pytest.approx({30: 1.0, 60: 2.0})
+    assert "energy_boundary_site" in stored.last_query
+    now[0] += 600  # b + 17 min: complete
+    writer.refresh()
+    assert mark() == {"complete": 1, "gaps": 0, "meters": 1}
+    assert boundaries.last_mark(influx, complete=True) == b
