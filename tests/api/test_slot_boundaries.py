@@ -351,7 +351,8 @@ def test_the_api_process_runs_the_writer(
         wait_for(lambda: writer.rounds >= 1, 60)
         assert writer.failures == 0
     assert writer._thread is not None and not writer._thread.is_alive()  # and stops it
-    assert boundaries.last_mark(influx) == (now - interp.GAP_MS) // SLOT * SLOT
+    assert boundaries.last_mark(influx, complete=True) == (now - interp.GAP_MS) // SLOT * SLOT
+    assert boundaries.last_mark(influx) == (now - boundaries.SETTLE_MS) // SLOT * SLOT
     rows = _points(influx)[0][1]
     assert [(r["time"], r["imp_delta"]) for r in rows] == [(b, pytest.approx(1.0))]
 
