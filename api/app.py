@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from api import quota
+from api.boundary_options import BoundaryOptions
 from api.config import ApiConfig, KpiConfig
 from api.disclosure_options import DisclosureOptions
 from api.routes import alerts, inventory, kpis, ops, public, transit
@@ -38,6 +39,7 @@ def create_app(
     portal: PortalOptions | None = None,
     disclosure: DisclosureOptions | None = None,
     quotas: quota.QuotaOptions | None = None,
+    boundaries: BoundaryOptions | None = None,
 ) -> FastAPI:
     """Build the app; settings (and the alert store, ``MACHI_ALERTS_DB``) default to the
     ``MACHI_*`` environment."""
@@ -50,18 +52,20 @@ def create_app(
         cfg = cfg or opts.api_config()
         kpi_cfg = kpi_cfg or opts.kpi_config()
         alerts_db = alerts_db or opts.alerts_db
-    api = Api(settings, cfg, kpi_cfg, alerts_db, disclosure, quotas)  # None: from MACHI_*
+    api = Api(settings, cfg, kpi_cfg, alerts_db, disclosure, quotas, boundaries)  # None: MACHI_*
+    background = [
+        p for p in (api.refresher, api.care_publisher, api.boundary_writer) if p is not None
+    ]
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        background = [t for t in (api.refresher, api.care_publisher) if t is not None]
-        for task in background:
-            task.start()
+        for loop in background:
+            loop.start()
         try:
             yield
         finally:
-            for task in background:
-                task.stop()
+            for loop in background:
+                loop.stop()
             api.alert_store.close()
 
     app = FastAPI(

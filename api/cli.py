@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from api.boundary_options import BoundaryOptions
 from api.disclosure_options import DisclosureOptions
 from api.options import ApiOptions
 from api.quota import QuotaOptions
@@ -27,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_options(p, PortalOptions)  # the residents' page (portal/options.py)
     add_options(p, DisclosureOptions)  # care disclosure control (api/disclosure_options.py)
     add_options(p, QuotaOptions)  # public rate limits and the expensive-query cap
+    add_options(p, BoundaryOptions)  # the slot-boundary writer (api/boundary_options.py)
     p.set_defaults(func=run)
     actions = p.add_subparsers(dest="action", metavar="ACTION")
     setup = actions.add_parser(
@@ -68,7 +70,10 @@ def setup_rollups(influx: InfluxV1, backfill_hours: float, only_if_new: bool) ->
     if backfill_hours > 0 and (done or not only_if_new):
         end = datetime.now(UTC)
         written = rollups.run(influx, end - timedelta(hours=backfill_hours), end)
-        print(f"machi api: rolled up the last {backfill_hours:g} h ({written:,} rollup points)")
+        print(
+            f"machi api: rolled up the last {backfill_hours:g} h "
+            f"({written:,} rollup and slot-boundary points)"
+        )
 
 
 def run_setup(args: argparse.Namespace) -> int:
@@ -96,7 +101,10 @@ def run_rollup(args: argparse.Namespace) -> int:
         written = rollups.run(influx, start, end)
     finally:
         influx.close()
-    print(f"machi api: recomputed the rollups for [{args.start}, {args.end}): {written:,} points")
+    print(
+        f"machi api: recomputed the rollups and slot boundaries for [{args.start}, {args.end}):"
+        f" {written:,} points"
+    )
     return 0
 
 
@@ -110,8 +118,10 @@ def run(args: argparse.Namespace) -> int:
     portal = load_options(PortalOptions, args)
     disclosure = load_options(DisclosureOptions, args)
     quotas = load_options(QuotaOptions, args)
+    bounds = load_options(BoundaryOptions, args)
     if args.print_config:
-        return print_config(opts, **portal.redacted(), **disclosure.redacted(), **quotas.redacted())
+        more = {**portal.redacted(), **disclosure.redacted(), **quotas.redacted()}
+        return print_config(opts, **more, **bounds.redacted())
     cfg = opts.api_config()
     app = create_app(
         settings_of(opts),
@@ -121,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
         portal=portal,
         disclosure=disclosure,
         quotas=quotas,
+        boundaries=bounds,
     )
     if opts.rollups:
         influx = _influx(args)

@@ -19,9 +19,10 @@ from typing import Any
 from api import interp
 from api.rollups import GRID, LATE, RP, increase, per_meter_increase, step_parts, ts
 from contract.influx import quote_ident, quote_str
+from contract.rules import DEMAND_SLOT_MS
 
-SLOT = "30m"  # Japan's demand period (デマンド時限)
-SLOT_MS = 30 * 60 * 1000
+SLOT_MS = DEMAND_SLOT_MS
+SLOT = f"{SLOT_MS // 60_000}m"  # the InfluxQL duration
 _MS = timedelta(milliseconds=1)
 
 

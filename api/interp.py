@@ -23,16 +23,17 @@ from typing import Any
 GAP_MS = 15 * 60 * 1000
 
 
-def side(source: str, b_ms: int, after: bool, site: str) -> str:
+def side(source: str, b_ms: int, after: bool, site: str, by: str = "device_id") -> str:
     """Per meter: the last reading at or before ``b_ms`` (or the first after it) within
-    :data:`GAP_MS`, at its own time, with the export counter of the same reading."""
+    :data:`GAP_MS`, at its own time, with the export counter of the same reading
+    (``by``: the tags to group by, the meter's id first)."""
     if after:
         fn, lo, hi = "FIRST", b_ms, b_ms + GAP_MS
     else:
         fn, lo, hi = "LAST", b_ms - GAP_MS, b_ms
     return (
         f"SELECT {fn}(energy_import_kwh) AS c, energy_export_kwh AS ce FROM {source} "
-        f"WHERE time > {lo}ms AND time <= {hi}ms{site} GROUP BY device_id"
+        f"WHERE time > {lo}ms AND time <= {hi}ms{site} GROUP BY {by}"
     )
 
 

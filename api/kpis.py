@@ -19,7 +19,8 @@ from api import interp, rollups
 from api.cache import TtlCache
 from api.config import KpiConfig
 from api.dp import DpRelease
-from api.green import GreenPlan, interpolate, per_meter, swap_fixed
+from api.green import SLOT_MS, GreenPlan, interpolate, per_meter, swap_fixed
+from api.inner import CAP, Corrections, InnerPlan, meter_deltas, shift
 from contract.disclosure import CITY, COLUMNS, RESIDENTS, TOTAL, CareTable, Policy, protect
 from contract.events import ALERT_STATE, ALERT_TYPES, BUS_ARRIVAL, CARE_ALERT, INGEST_STATS
 from contract.ids import check_id
@@ -127,6 +128,17 @@ def _counter_sum(field_name: str, measurement: str, where: str, by: str = "devic
     )
 
 
+@dataclass
+class GreenSlots:
+    """The green theme's figures before they become KPIs (``KpiEngine.green_slots``)."""
+
+    imp: dict[int, float]  # slot start (ms) -> grid import kWh
+    exp: dict[int, float]  # slot start (ms) -> export kWh
+    reporting: float
+    known: float
+    notes: list[str]
+
+
 class KpiEngine:
     """Builds each theme's InfluxQL, runs it in one request and shapes the answer."""
 
@@ -150,6 +162,7 @@ class KpiEngine:
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)  # tests move it
         self.last_query = ""
         self._rollup_start: tuple[float, datetime | None] = (0.0, None)
+        self._rollup_installed = False
         self._themes: dict[str, Callable[[Window], ThemeResult]] = {
             "green": self.green,
             "care": self.care,
@@ -180,7 +193,8 @@ class KpiEngine:
         if not self.use_rollups or now - checked < 60:
             return start
         start = None
-        if rollups.installed(self.influx):
+        self._rollup_installed = rollups.installed(self.influx)
+        if self._rollup_installed:
             try:
                 series = self.influx.query(
                     f"SELECT FIRST(n) FROM {quote_ident(self.influx.db)}."
@@ -193,6 +207,11 @@ class KpiEngine:
                     start = datetime.fromtimestamp(row[0] / 1000, UTC)
         self._rollup_start = (now, start)
         return start
+
+    def boundaries_stored(self) -> bool:
+        """True when the rollup policy exists, so stored slot boundaries can be read."""
+        self.rollup_start()
+        return self.use_rollups and self._rollup_installed
 
     def green_plan(self, w: Window) -> GreenPlan:
         """Read whole intervals from the rollup up to its frontier, the rest from raw."""
@@ -227,21 +246,31 @@ class KpiEngine:
 
     # -- themes ---------------------------------------------------------------------
 
-    def green(self, w: Window) -> ThemeResult:
+    def green_slots(self, w: Window) -> GreenSlots:
+        """Import and export kWh per 30-minute slot of the window, meters reporting and
+        known, and the notes on what was not interpolated."""
         plan = self.green_plan(w)
         edges = plan.edge_statements(w.site)
+        stored = self.boundaries_stored()
+        inner = InnerPlan.make(self.influx.db, w.site, plan.start_grid, w.end, stored, self.clock())
+        inner_stmts = inner.statements()
         res = self.run(
             [
                 *plan.statements(w.site),
                 _known_devices("energy_meter", w.site),
                 plan.fixed_slots(w.site),
                 *edges,
+                *inner_stmts,
             ]
         )
+        inner_res = res[len(res) - len(inner_stmts) :]
+        del res[len(res) - len(inner_stmts) :]
         edge_res = res[len(res) - len(edges) :]
         del res[len(res) - len(edges) :]
         fixed_res = res.pop()
         imp_slots, exp_slots = plan.slots(res)
+        corr = self._inner(inner, inner_res)
+        corr.apply(imp_slots, exp_slots)
         # Meters with fixed-time half-hour readings (B-route): their whole slots come
         # from those billing-grade values instead of the counter samples.
         lo, hi = (int(t.timestamp() * 1000) for t in plan.slot_range())
@@ -249,23 +278,27 @@ class KpiEngine:
         if fixed:
             devices = sorted({d for d, _ in fixed})
             counter: dict[tuple[str, int], float] = {}
-            for series in self.run(plan.meter_slots(w.site, devices)):
+            extra = [inner.meter_statement(devices)] if corr.stored else []
+            answers = self.run([*plan.meter_slots(w.site, devices), *extra])
+            stored_deltas = answers.pop() if extra else []
+            for series in answers:
                 for key, kwh in per_meter(series).items():
                     counter[key] = counter.get(key, 0.0) + kwh
+            # The swapped-out counter energy includes the meter's own boundary corrections.
+            shift(counter, meter_deltas(corr, set(devices), stored_deltas))
             swap_fixed(imp_slots, counter, fixed)
         # Counters interpolated to the window's ends (not in the swapped slots).
         gaps = interpolate(plan, imp_slots, exp_slots, edge_res, set(fixed))
-        notes = []
-        if gaps:
-            notes.append(
-                f"{gaps} meter(s) have a gap of over {interp.GAP_MS // 60000} min between "
-                "readings at the window's start or end: not interpolated there, the gap's "
-                "energy is counted in the interval of the reading after it"
-            )
-        consumption = _total(imp_slots)
-        peak_kwh = max(imp_slots.values()) if imp_slots else None
+        notes = _green_notes(gaps, corr, stored)
         reporting = self.scalar(res[-2]) or 0.0
         known = self.scalar(res[-1], column=0) or 0.0
+        return GreenSlots(imp_slots, exp_slots, reporting, known, notes)
+
+    def green(self, w: Window) -> ThemeResult:
+        g = self.green_slots(w)
+        imp_slots, exp_slots, reporting, known, notes = g.imp, g.exp, g.reporting, g.known, g.notes
+        consumption = _total(imp_slots)
+        peak_kwh = max(imp_slots.values()) if imp_slots else None
         factor = self.config.emission_factor_t_per_kwh
         return ThemeResult(
             "green",
@@ -313,6 +346,17 @@ class KpiEngine:
             ],
             notes,
         )
+
+    def _inner(self, inner: InnerPlan, res: list[list[dict[str, Any]]]) -> Corrections:
+        """The inner boundaries' corrections: stored, live in the first request, then the
+        remaining unknown ones live (newest first) while under the cap."""
+        corr, unknown = inner.read(res)
+        room = max(0, CAP - len(inner.live_first))
+        late = unknown[-room:] if room else []
+        if late:
+            inner.add_live(corr, late, self.run(inner.live_statements(late)))
+        corr.missing = [b for b in unknown if b not in corr.live]
+        return corr
 
     # -- care: every figure through contract.disclosure ------------------------------
 
@@ -604,6 +648,37 @@ _CARE_META: dict[str, tuple[str, str]] = {
     **{t: ("alerts", f"Care alert episodes of type {t} opened in the window") for t in ALERT_TYPES},
     TOTAL: ("alerts", "Care alert episodes of every type opened in the window"),
 }
+
+
+def _green_notes(gaps: int, corr: Corrections, stored: bool) -> list[str]:
+    """What the green answer did not interpolate, and what to do about it."""
+    notes = []
+    gap_min = interp.GAP_MS // 60000
+    if gaps:
+        notes.append(
+            f"{gaps} meter(s) have a gap of over {gap_min} min between "
+            "readings at the window's start or end: not interpolated there, the gap's "
+            "energy is counted in the interval of the reading after it"
+        )
+    if corr.gaps:
+        notes.append(
+            f"{corr.gaps} time(s) a meter has a gap of over {gap_min} min between readings at "
+            "a 30-minute slot boundary inside the window: not interpolated there, the gap's "
+            "energy is counted in the slot of the reading after it"
+        )
+    if corr.missing:
+        first, last, stop = (
+            iso(datetime.fromtimestamp(b / 1000, UTC))
+            for b in (corr.missing[0], corr.missing[-1], corr.missing[-1] + SLOT_MS)
+        )
+        setup = "" if stored else "`machi api setup-rollups`, then "
+        notes.append(
+            f"{len(corr.missing)} 30-minute slot boundary(ies) inside the window ({first} "
+            f"to {last}) are not stored: not interpolated there, their slots follow the "
+            "step rule (up to a sampling period's energy in the next slot); store them "
+            f"with {setup}`machi api rollup --start {first} --end {stop}`"
+        )
+    return notes
 
 
 def _total(slots: dict[int, float]) -> float | None:

@@ -35,6 +35,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from api import boundaries, interp
 from contract.influx import InfluxV1, quote_ident
 from contract.rules import ROLLUP_RP
 
@@ -246,7 +247,8 @@ def installed(influx: InfluxV1) -> bool:
 
 
 def run(influx: InfluxV1, start: datetime, end: datetime) -> int:
-    """Compute the rollups for ``[start, end)`` now, exactly as the CQs do; return points written.
+    """Compute the rollups for ``[start, end)`` now, exactly as the CQs do, and the
+    slot-boundary corrections around it (``api.boundaries``); return points written.
 
     Used for back-fills, for data later than the late-data window and by the tests (the
     CQ scheduler is too slow for them). The range is widened back by ``LATE`` so that the
@@ -268,4 +270,11 @@ def run(influx: InfluxV1, start: datetime, end: datetime) -> int:
                 for s in res.get("series", []):
                     written += int(s["values"][0][1])
             t = u
-    return written
+    # The slot-boundary corrections of the range (readings within interp.GAP_MS of it
+    # move the boundaries either side of it).
+    gap = timedelta(milliseconds=interp.GAP_MS)
+    return written + boundaries.fill(influx, _ms(start - gap), _ms(end + gap))
+
+
+def _ms(t: datetime) -> int:
+    return int(t.timestamp() * 1000)

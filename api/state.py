@@ -18,6 +18,8 @@ from api import queries
 from api.alert_store import AlertStoreHandle
 from api.audit import AuditLog
 from api.auth import ANONYMOUS, KeyStore, Principal
+from api.boundary_options import BoundaryOptions
+from api.boundary_writer import BoundaryWriter
 from api.cache import TtlCache
 from api.care_publish import CarePublisher
 from api.config import ApiConfig, KpiConfig
@@ -48,6 +50,7 @@ class Api:
         alerts_db: str | None = None,
         disclosure: DisclosureOptions | None = None,  # care disclosure policy
         quota: QuotaOptions | None = None,  # rate limits, expensive-query cap
+        boundary: BoundaryOptions | None = None,  # the slot-boundary writer
     ) -> None:
         self.settings = settings
         self.alert_store = AlertStoreHandle(alerts_db)
@@ -73,6 +76,8 @@ class Api:
             if disclosure.care_publish_s > 0
             else None
         )
+        every = (boundary or BoundaryOptions()).boundary_s
+        self.boundary_writer = BoundaryWriter(self.influx, every) if every > 0 else None
         self.portal: Any = None  # the residents' page (api/routes/public.py), once built
         self.registry = CollectorRegistry()
         self.requests = Counter(

@@ -108,17 +108,21 @@ class InfluxV1:
                 out.append({**tags, **dict(zip(cols, v, strict=True))})
         return out
 
-    def write_lines(self, body: bytes, precision: str = "ms", gzip: bool = False) -> httpx.Response:
+    def write_lines(
+        self, body: bytes, precision: str = "ms", gzip: bool = False, rp: str | None = None
+    ) -> httpx.Response:
         """POST line protocol to ``/write``; ``gzip=True`` compresses it (level 1: most of
-        gzip's size win at a fraction of its CPU). Raises ``httpx.HTTPError`` on network
-        failures; the status code says the rest."""
+        gzip's size win at a fraction of its CPU); ``rp``: a retention policy other than
+        the default. Raises ``httpx.HTTPError`` on network failures; the status code says
+        the rest."""
         headers = {}
         if gzip:
             body = gzip_mod.compress(body, compresslevel=1)
             headers["Content-Encoding"] = "gzip"
-        return self.http.post(
-            "/write", params={"db": self.db, "precision": precision}, content=body, headers=headers
-        )
+        params = {"db": self.db, "precision": precision}
+        if rp is not None:
+            params["rp"] = rp
+        return self.http.post("/write", params=params, content=body, headers=headers)
 
     @staticmethod
     def _result(r: httpx.Response) -> dict[str, Any]:

@@ -21,6 +21,7 @@ __all__ = [
     "DEVICE_ALERT_TYPES",
     "PRIORITIES",
     "CARE_DP",
+    "DEMAND_SLOT_MS",
     "CARE_K_DEFAULT",
     "CARE_PUBLISHED",
     "CARE_PUBLISHED_MEANS",
@@ -118,6 +119,11 @@ CARE_PUBLISHED_MEANS: Final = ("heart_rate_bpm", "spo2_pct", "skin_temp_c", "bat
 #: later answer. Tag ``site`` (the city: ``*``); an integer per care-table column;
 #: ``epsilon`` and ``max_alerts``, the parameters of the release.
 CARE_DP: Final = "care_dp"
+
+#: Japan's demand period (デマンド時限): 30-minute slots on the epoch grid (so :00 and
+#: :30 in JST too), the unit of peak demand, of fixed-time meter readings and of the
+#: stored slot-boundary corrections.
+DEMAND_SLOT_MS: Final = 30 * 60 * 1000
 
 #: The green rollups (written by the API's continuous queries, read by the API and by
 #: Grafana, so both count energy by one rule): retention policy, the per-site measurement

@@ -21,6 +21,7 @@ TABLES: tuple[tuple[str, str], ...] = (
     ("api (portal)", "portal.options:PortalOptions"),
     ("api", "api.disclosure_options:DisclosureOptions"),
     ("api", "api.quota:QuotaOptions"),
+    ("api", "api.boundary_options:BoundaryOptions"),
     ("dashboards", "dashboards.options:DeployOptions"),
     ("devices", "devices.cli:DevicesOptions"),
     ("alerts", "alerts.options:AlertsOptions"),

@@ -23,7 +23,8 @@ from typing import Any
 
 import httpx
 
-from api import rollups
+from api import boundaries, rollups
+from api.inner import InnerPlan
 from api.kpis import THEMES, KpiEngine, Window
 from contract.influx import InfluxV1
 from contract.lineprotocol import line, message_lines
@@ -176,6 +177,55 @@ def load(influx: InfluxV1, devices: int, end_ms: int, hours: float, interval_s: 
     return total
 
 
+def _slot_boundaries(influx: InfluxV1, engine: KpiEngine, w: Window, n: int, end_ms: int) -> None:
+    """The uncached green request with and without its slot-boundary statements (the
+    stored sums in the request, live boundaries in a second one), interleaved; then the
+    writer's own cost."""
+    sent: list[list[str]] = []
+    run = engine.run
+
+    def record(statements: list[str]) -> list[list[dict[str, Any]]]:
+        sent.append(list(statements))
+        return run(statements)
+
+    engine.run = record  # type: ignore[method-assign]
+    try:
+        engine.theme("green", w)
+    finally:
+        engine.run = run  # type: ignore[method-assign]
+    plan = engine.green_plan(w)
+    inner = InnerPlan.make(
+        influx.db, None, plan.start_grid, w.end, engine.boundaries_stored(), engine.clock()
+    )
+    first, later = sent[0], sent[1:]  # later: the live boundaries (no fixed-time meters)
+    extra = len(inner.statements())
+    variants = {"without": [first[: len(first) - extra]], "with": [first, *later]}
+    took: dict[str, list[float]] = {"without": [], "with": []}
+    for _ in range(n):
+        for name, requests in variants.items():
+            t = time.perf_counter()
+            for stmts in requests:
+                influx.http.get("/query", params={"q": ";\n".join(stmts), "db": influx.db})
+            took[name].append((time.perf_counter() - t) * 1000)
+    a, b = statistics.median(took["without"]), statistics.median(took["with"])
+    live = sum(len(r) for r in later) // 2
+    print(
+        f"\ngreen slot boundaries: {len(inner.bounds)} inside the window, {live} live; bare "
+        f"green request without / with their statements ({extra} in the request, "
+        f"{len(later)} more request(s)), median of {n}: {a:.1f} / {b:.1f} ms (ratio {b / a:.2f})"
+    )
+    t = time.perf_counter()
+    hour = boundaries.fill(influx, end_ms - 3_600_000, end_ms)
+    t_hour = time.perf_counter() - t
+    t = time.perf_counter()
+    day = boundaries.fill(influx, end_ms - 86_400_000, end_ms)
+    t_day = time.perf_counter() - t
+    print(
+        f"writer: the last hour (one round) {t_hour * 1000:.0f} ms ({hour:,} points); "
+        f"a day of catch-up {t_day:.1f} s ({day:,} points)"
+    )
+
+
 def _serve(uvicorn: Any, app: Any) -> tuple[Any, httpx.Client]:
     """Serve ``app`` with uvicorn on a loopback port (a thread); return it and a client."""
     port = free_port()
@@ -297,6 +347,8 @@ def run(args: argparse.Namespace) -> int:
                         influx.http.get("/query", params={"q": stmt, "db": "bench", "epoch": "ms"})
                         took.append((time.perf_counter() - t) * 1000)
                     print(f"  {theme:<9} {statistics.median(took):7.1f}  {stmt[:150]}")
+        if args.statements:
+            _slot_boundaries(influx, engine, Window(start, end), args.requests, end_ms)
         # What a default request gets in production: the refresher's answers, from memory.
         server.should_exit = True
         refreshed = create_app(

@@ -125,9 +125,9 @@ def test_readings_every_7_minutes_are_interpolated(influx: InfluxV1) -> None:
         value += 7.0 * (1.0 if m < 28 else 3.0)
     for v in _green(influx, lines):
         assert v["energy_consumption_kwh"] == pytest.approx(34.0 + 90.0)
-        # Inside the window :30 is not interpolated: slot 30 = 28 -> 56 plus the end's
-        # interpolated 4/7 of the pair 56 -> 63 = 84 + 12.
-        assert v["peak_demand_kw"] == pytest.approx(96.0 / 0.5)
+        # :30 inside the window is interpolated too (api.boundaries): slot 30 is its true
+        # 90 kWh (before, it was 28 -> 56 plus the end's 4/7 of 56 -> 63 = 84 + 12 = 96).
+        assert v["peak_demand_kw"] == pytest.approx(90.0 / 0.5)
     for v in _green(influx, [], start_min=30):  # the slot alone: both ends interpolated
         assert v["peak_demand_kw"] == pytest.approx(90.0 / 0.5)
         assert v["energy_consumption_kwh"] == pytest.approx(90.0)
