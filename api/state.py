@@ -18,6 +18,7 @@ from api import queries
 from api.alert_store import AlertStoreHandle
 from api.audit import AuditLog
 from api.auth import ANONYMOUS, KeyStore, Principal
+from api.background import BackgroundCollector
 from api.boundary_options import BoundaryOptions
 from api.boundary_writer import BoundaryWriter
 from api.cache import TtlCache
@@ -31,6 +32,7 @@ from api.refresh import Refresher
 from api.timeparse import TimeError, parse_time
 from contract.ids import check_id
 from contract.influx import InfluxV1
+from contract.periodic import Periodic
 from contract.settings import Settings
 
 __all__ = ["Api"]
@@ -80,6 +82,7 @@ class Api:
         self.boundary_writer = BoundaryWriter(self.influx, every) if every > 0 else None
         self.portal: Any = None  # the residents' page (api/routes/public.py), once built
         self.registry = CollectorRegistry()
+        self.registry.register(BackgroundCollector(self.background_loops))
         self.requests = Counter(
             "machi_api_requests_total",
             "HTTP requests by route and status",
@@ -105,6 +108,11 @@ class Api:
             "machi_api_audit_entries_total", "care-data accesses audited", registry=self.registry
         )
         self.quota = Quota(quota or QuotaOptions(), self.registry)
+
+    def background_loops(self) -> list[Periodic | None]:
+        """Every background loop of this process (started with the app's lifespan)."""
+        portal = getattr(self.portal, "refresher", None)
+        return [self.refresher, self.care_publisher, self.boundary_writer, portal]
 
     def audit_access(self, who: Principal, action: str, **what: Any) -> None:
         """Append a care-data access to the audit log and count it."""

@@ -40,6 +40,15 @@ class Probe:
     failed: Counter[str]  # "path status" of answers other than 200
 
 
+def _rounds_done(metrics: str, loop: str) -> bool:
+    """True once ``loop``'s ``machi_api_background_rounds_total`` is at least 1."""
+    prefix = f'machi_api_background_rounds_total{{loop="{loop}"}} '
+    for line in metrics.splitlines():
+        if line.startswith(prefix):
+            return float(line[len(prefix) :]) >= 1
+    return True  # the loop is off in this configuration
+
+
 def _iso(t: datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
@@ -142,6 +151,14 @@ def run_flood(
                 if time.monotonic() > deadline:
                     raise RuntimeError("the refresher did not finish a round in 300 s")
                 time.sleep(0.5)
+            # ... and for the other loops' first rounds (the care publisher's tiles, the
+            # boundary writer's catch-up): what is measured is the steady state, in which
+            # each of them runs a short round every 5 minutes.
+            for loop in ("care-publisher", "boundary-writer"):
+                while not _rounds_done(c.get("/metrics").text, loop):
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"the {loop} did not finish a round in 300 s")
+                    time.sleep(0.5)
         quiet = _probe(api.url, min(seconds, 10.0))
         ctx = mp.get_context("spawn")
         out = ctx.Queue()

@@ -153,6 +153,12 @@ def test_the_api_process_publishes_the_newest_complete_tiles(
 
         wait_for(newest_rows, timeout=30, what="the care publisher's points of the newest tile")
         rows = influx.rows(f"SELECT * FROM {CARE_PUBLISHED} GROUP BY site")
+        # Operators see the loop's health on /metrics (a stale board fails no request).
+        wait_for(lambda: publisher.rounds >= 1, what="the publisher's first round")
+        text = client.get("/metrics").text
+        assert 'machi_api_background_rounds_total{loop="care-publisher"}' in text
+        assert 'machi_api_background_failures_total{loop="care-publisher"} 0.0' in text
+        assert 'machi_api_background_last_round_seconds{loop="care-publisher"}' in text
     got = {r["site"]: r["residents"] for r in rows if r["time"] == newest}
     assert got == {"hama": 12, "kuji": 11, CITY: 23}
     # The tile before it had nobody: only the city row, withheld (0 < k).
