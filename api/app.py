@@ -53,9 +53,7 @@ def create_app(
         kpi_cfg = kpi_cfg or opts.kpi_config()
         alerts_db = alerts_db or opts.alerts_db
     api = Api(settings, cfg, kpi_cfg, alerts_db, disclosure, quotas, boundaries)  # None: MACHI_*
-    background = [
-        p for p in (api.refresher, api.care_publisher, api.boundary_writer) if p is not None
-    ]
+    background = api.loops()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -91,18 +91,13 @@ def tile_points(
 
 
 def _stored(influx: InfluxV1, start: datetime) -> dict[str, dict[str, Any]]:
-    res = influx.query(
+    rows = influx.rows(
         f"SELECT * FROM {quote_ident(CARE_PUBLISHED)} WHERE time = {ts(start)} GROUP BY site"
     )
-    out: dict[str, dict[str, Any]] = {}
-    for s in res:
-        for values in s.get("values", []):
-            fields = dict(zip(s["columns"], values, strict=True))
-            fields.pop("time", None)
-            out[s.get("tags", {}).get("site", "")] = {
-                k: v for k, v in fields.items() if v is not None
-            }
-    return out
+    return {
+        r["site"]: {k: v for k, v in r.items() if k not in ("time", "site") and v is not None}
+        for r in rows
+    }
 
 
 def _same(a: dict[str, dict[str, Any]], b: dict[str, dict[str, Any]]) -> bool:

@@ -159,16 +159,16 @@ class DpRelease:
         return end + timedelta(seconds=self.policy.settle_s)
 
     def stored(self, start: datetime) -> dict[Cell, int] | None:
-        res = self.influx.query(
+        rows = self.influx.rows(
             f"SELECT * FROM {quote_ident(CARE_DP)} WHERE time = {ts(start)} GROUP BY site"
         )
-        out: dict[Cell, int] = {}
-        for s in res:
-            row = s.get("tags", {}).get("site", "")
-            for values in s.get("values", []):
-                for col, v in zip(s["columns"], values, strict=True):
-                    if col not in ("time", "epsilon", "max_alerts") and v is not None:
-                        out[(row, col)] = int(v)
+        skip = {"time", "site", "epsilon", "max_alerts"}
+        out = {
+            (r["site"], c): int(v)
+            for r in rows
+            for c, v in r.items()
+            if c not in skip and v is not None
+        }
         return out or None
 
     def values(self, start: datetime, end: datetime, now: datetime) -> dict[Cell, int] | None:

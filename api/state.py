@@ -109,10 +109,15 @@ class Api:
         )
         self.quota = Quota(quota or QuotaOptions(), self.registry)
 
+    def loops(self) -> list[Periodic]:
+        """The background loops the app's lifespan starts and stops (the portal's
+        refresher has its own, in api/routes/public.py)."""
+        own = (self.refresher, self.care_publisher, self.boundary_writer)
+        return [loop for loop in own if loop is not None]
+
     def background_loops(self) -> list[Periodic | None]:
-        """Every background loop of this process (started with the app's lifespan)."""
-        portal = getattr(self.portal, "refresher", None)
-        return [self.refresher, self.care_publisher, self.boundary_writer, portal]
+        """Every background loop of this process, for ``/metrics``."""
+        return [*self.loops(), getattr(self.portal, "refresher", None)]
 
     def audit_access(self, who: Principal, action: str, **what: Any) -> None:
         """Append a care-data access to the audit log and count it."""

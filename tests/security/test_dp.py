@@ -149,3 +149,28 @@ def test_a_tile_not_settled_yet_is_withheld(
     assert all(k["value"] is None and k["suppressed"] for k in answer["kpis"])
     assert "differentially private release" in answer["kpis"][0]["note"]
     assert influx.rows(f"SELECT * FROM {CARE_DP}") == []
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--care-dp-epsilon", "0"),
+        ("--care-dp-epsilon", "11"),
+        ("--care-dp-max-alerts", "0"),
+        ("--care-publish-tiles", "0"),
+        ("--care-publish-s", "-1"),
+    ],
+)
+def test_bad_publisher_and_privacy_options_stop_the_api_in_one_line(flag: str, value: str) -> None:
+    import subprocess
+    import sys
+
+    r = subprocess.run(
+        [sys.executable, "-m", "machi.cli", "api", flag, value, "--print-config"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2, r.stderr
+    (line,) = r.stderr.strip().splitlines()
+    assert flag in line and "MACHI_CARE_" in line and "Traceback" not in r.stderr
